@@ -1,0 +1,158 @@
+//! `list` and `clear`.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::session::{self, Kind, Plan};
+use crate::{keys, log, state, time};
+
+#[derive(Serialize)]
+struct Row {
+    profile: String,
+    /// `keyring`, or `role via SOURCE`.
+    keys: String,
+    key_stored: Option<bool>,
+    mfa: Vec<String>,
+    role_arn: Option<String>,
+    source_profile: Option<String>,
+    /// `active`, `expired`, `none`, or `unusable`.
+    session: &'static str,
+    expires: Option<String>,
+    seconds_left: Option<u64>,
+    problem: Option<String>,
+    /// config.toml roots mapped to this profile (`.awsmfa.toml` files are not listed).
+    roots: Vec<String>,
+}
+
+fn row(cfg: &Config, name: &str) -> Row {
+    let mut row = Row {
+        profile: name.to_string(),
+        keys: "-".into(),
+        key_stored: None,
+        mfa: Vec::new(),
+        role_arn: None,
+        source_profile: None,
+        session: "unusable",
+        expires: None,
+        seconds_left: None,
+        problem: None,
+        roots: cfg
+            .settings
+            .roots
+            .iter()
+            .filter(|(_, r)| r.profile == name)
+            .map(|(key, _)| key.clone())
+            .collect(),
+    };
+    let plan = match Plan::resolve(cfg, name, None) {
+        Ok(plan) => plan,
+        Err(e) => {
+            // Only the first line: the rest is the how-to, which `doctor` gives.
+            row.problem = Some(format!("{e:#}").lines().next().unwrap_or("").to_string());
+            return row;
+        }
+    };
+    match &plan.kind {
+        Kind::Mfa { keys: k, mfa, .. } => {
+            row.keys = k.describe().into();
+            row.key_stored = Some(keys::recorded(name));
+            row.mfa = mfa.iter().map(|m| m.describe()).collect();
+        }
+        Kind::Role {
+            source, role_arn, ..
+        } => {
+            row.keys = format!("role via {}", source.profile);
+            row.role_arn = Some(role_arn.clone());
+            row.source_profile = Some(source.profile.clone());
+        }
+    }
+    let info = super::status::session_info(cfg, name);
+    row.session = info.state;
+    row.expires = info.expires;
+    row.seconds_left = info.seconds_left;
+    row
+}
+
+pub fn list(json: bool) -> anyhow::Result<()> {
+    let cfg = Config::load()?;
+    let rows: Vec<Row> = cfg.aws.names().map(|name| row(&cfg, name)).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        log::info(format_args!(
+            "no profiles in {}",
+            crate::paths::display(&cfg.aws.path)
+        ));
+        return Ok(());
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.profile.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:width$}  {:18}  {:10}  {:28}  ROOTS",
+        "PROFILE", "KEYS", "MFA", "SESSION"
+    );
+    for r in &rows {
+        let keys = match r.key_stored {
+            Some(false) => format!("{} (none)", r.keys),
+            _ => r.keys.clone(),
+        };
+        let mfa = if r.mfa.is_empty() {
+            "-".into()
+        } else {
+            r.mfa.join(",")
+        };
+        let session = match (r.session, r.seconds_left, &r.problem) {
+            (_, _, Some(problem)) => format!("- ({problem})"),
+            ("active", Some(left), _) => format!("{} left", time::short_left(left)),
+            (state, _, _) => state.to_string(),
+        };
+        let roots = if r.roots.is_empty() {
+            "-".into()
+        } else {
+            r.roots.join(",")
+        };
+        println!(
+            "{:width$}  {keys:18}  {mfa:10}  {session:28}  {roots}",
+            r.profile
+        );
+    }
+    Ok(())
+}
+
+pub fn clear(profile: Option<&str>) -> anyhow::Result<()> {
+    let cfg = Config::load()?;
+    let mut cleared = Vec::new();
+    match profile {
+        Some(p) => {
+            if session::clear(p)? {
+                cleared.push(p.to_string());
+            }
+        }
+        None => {
+            let mut names: Vec<String> = cfg.aws.names().map(str::to_string).collect();
+            names.extend(state::session_profiles());
+            names.sort();
+            names.dedup();
+            for p in names {
+                if session::clear(&p)? {
+                    cleared.push(p);
+                }
+            }
+        }
+    }
+    match (cleared.len(), profile) {
+        (0, Some(p)) => log::info(format_args!("no cached session for {p}")),
+        (0, None) => log::info("no cached sessions"),
+        _ => log::info(format_args!(
+            "cleared the cached session of {}",
+            cleared.join(", ")
+        )),
+    }
+    Ok(())
+}

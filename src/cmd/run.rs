@@ -1,0 +1,211 @@
+//! `exec` and `credential-process`: the two ways a session reaches a program.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::config::settings::SecretsManager;
+use crate::session::{self, Plan};
+use crate::{exec, log, paths, roots, time};
+
+pub struct ExecArgs<'a> {
+    pub profile: Option<&'a str>,
+    pub duration: Option<&'a str>,
+    pub no_secrets: bool,
+    /// Set on the inner awsmfa that a secrets manager runs.
+    pub chained: bool,
+    pub argv: &'a [OsString],
+}
+
+pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
+    if args.chained {
+        return exec_innermost(args);
+    }
+    if let Some(outer) = exec::enclosing_profile() {
+        // A wrapped terragrunt runs tofu, which a wrapper may route back here:
+        // it already has what it needs.
+        return match args.profile {
+            Some(p) if p != outer => bail!(
+                "already inside `awsmfa exec {outer}`; refusing to nest a session for {p} in it. \
+                 Run it from a new shell, or give each provider `profile = \"{p}\"` with \
+                 credential_process, which works inside exec"
+            ),
+            _ => Err(exec::replace_with(exec::command(args.argv))),
+        };
+    }
+    let cfg = Config::load()?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let found = roots::find(&cwd, &cfg.settings)?;
+    let (profile, root) = match (args.profile, &found) {
+        (Some(p), Some(f)) => (p.to_string(), (f.root.profile == p).then_some(f)),
+        (Some(p), None) => (p.to_string(), None),
+        (None, Some(f)) => (f.root.profile.clone(), Some(f)),
+        (None, None) => {
+            let dir = roots::looks_like_root(&cwd).unwrap_or(cwd.clone());
+            bail!(
+                "no profile given, and {} is not inside a mapped OpenTofu root; name one \
+                 (`awsmfa exec PROFILE -- {}`), or map the root: {}",
+                paths::display(&cwd),
+                args.argv[0].to_string_lossy(),
+                roots::mapping_hint(&dir, &cfg.settings)
+            );
+        }
+    };
+    if let Some(f) = root
+        && cfg.aws.get(&profile).is_none()
+    {
+        bail!(
+            "{}:{}: root {} maps to profile {profile}, which is not in {}",
+            paths::display(&f.root.file),
+            f.root.line,
+            paths::display(&f.dir),
+            paths::display(&cfg.aws.path)
+        );
+    }
+    let secrets = root
+        .and_then(|f| f.root.secrets.as_ref())
+        .filter(|_| !args.no_secrets);
+    // Before any MFA prompt: a missing tool should not cost a YubiKey touch.
+    let manager = secrets.map(locate_manager).transpose()?;
+
+    let duration = args
+        .duration
+        .map(|d| time::parse_duration(d).context("--duration"))
+        .transpose()?;
+    let plan = Plan::resolve(&cfg, &profile, duration)?;
+    let creds = session::get(&plan, cfg.settings.refresh_before)?;
+
+    let (Some(secrets), Some(manager)) = (secrets, manager) else {
+        let mut cmd = exec::command(args.argv);
+        exec::child_env(&mut cmd, &profile, plan.region.as_deref(), &creds);
+        drop(creds);
+        return Err(exec::replace_with(cmd));
+    };
+    drop(creds);
+    // The secrets manager runs outside and awsmfa innermost: the manager never
+    // sees the session, and whatever AWS_* values it injects cannot shadow it
+    // (Infisical has no way to preserve variables; Doppler needs a list).
+    let mut cmd = Command::new(manager);
+    cmd.args(manager_args(secrets));
+    cmd.arg("--")
+        .arg(std::env::current_exe().context("cannot find the awsmfa binary")?)
+        .args(["exec", &profile, "--chained"]);
+    if let Some(d) = args.duration {
+        cmd.args(["--duration", d]);
+    }
+    cmd.arg("--").args(args.argv);
+    for var in exec::CREDENTIAL_VARS {
+        cmd.env_remove(var);
+    }
+    crate::debug!("running under {} for {profile}", secrets.describe());
+    Err(exec::replace_with(cmd))
+}
+
+/// The awsmfa that Doppler or Infisical runs: the session was minted (and
+/// cached) by the outer awsmfa a moment ago, so this is a cache hit.
+fn exec_innermost(args: ExecArgs) -> anyhow::Result<()> {
+    let profile = args.profile.context("--chained needs a profile")?;
+    let shadowed: Vec<&str> = exec::CREDENTIAL_VARS
+        .iter()
+        .copied()
+        .filter(|v| std::env::var_os(v).is_some())
+        .collect();
+    if !shadowed.is_empty() {
+        log::warn(format_args!(
+            "the secrets manager set {}; awsmfa's session for {profile} replaces them",
+            shadowed.join(", ")
+        ));
+    }
+    let cfg = Config::load()?;
+    let duration = args.duration.map(time::parse_duration).transpose()?;
+    let plan = Plan::resolve(&cfg, profile, duration)?;
+    let creds = session::get(&plan, cfg.settings.refresh_before)?;
+    let mut cmd = exec::command(args.argv);
+    exec::child_env(&mut cmd, profile, plan.region.as_deref(), &creds);
+    drop(creds);
+    Err(exec::replace_with(cmd))
+}
+
+fn manager_args(secrets: &SecretsManager) -> Vec<String> {
+    match secrets {
+        SecretsManager::Doppler { project, config } => {
+            vec![
+                "run".into(),
+                "-p".into(),
+                project.clone(),
+                "-c".into(),
+                config.clone(),
+            ]
+        }
+        SecretsManager::Infisical {
+            project_id,
+            env,
+            path,
+        } => {
+            let mut args = vec![
+                "run".into(),
+                "--env".into(),
+                env.clone(),
+                "--projectId".into(),
+                project_id.clone(),
+            ];
+            if let Some(path) = path {
+                args.extend(["--path".into(), path.clone()]);
+            }
+            args
+        }
+    }
+}
+
+fn locate_manager(secrets: &SecretsManager) -> anyhow::Result<PathBuf> {
+    let (program, hint) = match secrets {
+        SecretsManager::Doppler { .. } => (
+            "doppler",
+            "install the Doppler CLI (e.g. `brew install dopplerhq/cli/doppler`, or Doppler's apt repository)",
+        ),
+        SecretsManager::Infisical { .. } => (
+            "infisical",
+            "install the Infisical CLI (e.g. `brew install infisical/get-cli/infisical`, or `npm install -g @infisical/cli`)",
+        ),
+    };
+    paths::which(program).with_context(|| {
+        format!(
+            "this root runs commands under {}, but `{program}` is not on PATH; {hint}, or run with --no-secrets",
+            secrets.describe()
+        )
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessOutput<'a> {
+    version: u32,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: String,
+}
+
+pub fn credential_process(profile: &str) -> anyhow::Result<()> {
+    let cfg = Config::load()?;
+    let plan = Plan::resolve(&cfg, profile, None)?;
+    let creds = session::get(&plan, cfg.settings.refresh_before)?;
+    let json = zeroize::Zeroizing::new(serde_json::to_string(&ProcessOutput {
+        version: 1,
+        access_key_id: &creds.access_key_id,
+        secret_access_key: creds.secret_access_key.expose_secret(),
+        session_token: creds.session_token.expose_secret(),
+        expiration: time::rfc3339(creds.expiration),
+    })?);
+    let mut out = std::io::stdout().lock();
+    out.write_all(json.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}

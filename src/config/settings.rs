@@ -1,0 +1,349 @@
+//! awsmfa's own `config.toml` (and the per-root `.awsmfa.toml`): roots, secrets
+//! managers, and where each profile's keys and MFA codes come from. Never
+//! written by awsmfa. Every complaint names the file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::paths;
+
+pub const DEFAULT_WRAP: [&str; 3] = ["terragrunt", "tofu", "terraform"];
+/// botocore refreshes when less than 15 minutes remain and re-runs
+/// credential_process on every request after that: hand out nothing shorter.
+pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub path: PathBuf,
+    pub wrap: Vec<String>,
+    pub refresh_before: Duration,
+    /// Keyed as written: a directory name, or a path (`~/src/x`, `/abs`).
+    pub roots: BTreeMap<String, Root>,
+    pub profiles: BTreeMap<String, ProfileSettings>,
+    pub openbao: Option<OpenBaoSettings>,
+}
+
+/// What a root maps to, from `[roots.X]` or a `.awsmfa.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub profile: String,
+    pub secrets: Option<SecretsManager>,
+    /// Where it was written, for messages.
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsManager {
+    Doppler {
+        project: String,
+        config: String,
+    },
+    Infisical {
+        project_id: String,
+        env: String,
+        path: Option<String>,
+    },
+}
+
+impl SecretsManager {
+    pub fn describe(&self) -> String {
+        match self {
+            SecretsManager::Doppler { project, config } => format!("doppler {project}/{config}"),
+            SecretsManager::Infisical {
+                project_id,
+                env,
+                path,
+            } => format!(
+                "infisical {project_id} env {env}{}",
+                path.as_deref()
+                    .map(|p| format!(" path {p}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSettings {
+    pub mfa: Option<OneOrMany>,
+    pub keys: Option<String>,
+    pub session_ttl: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+// OpenBao settings are accepted now so that one file serves every feature;
+// the secret sources that read them come with OpenBao support.
+#[allow(dead_code)]
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenBaoSettings {
+    pub address: Option<String>,
+    pub role_id: Option<String>,
+    pub secret_id_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    wrap: Option<Spanned<Vec<String>>>,
+    refresh_before: Option<Spanned<String>>,
+    #[serde(default)]
+    roots: BTreeMap<String, Spanned<RawRoot>>,
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileSettings>,
+    openbao: Option<OpenBaoSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoot {
+    profile: Spanned<String>,
+    doppler: Option<Spanned<String>>,
+    infisical: Option<Spanned<RawInfisical>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInfisical {
+    project_id: String,
+    env: String,
+    path: Option<String>,
+}
+
+/// Parses TOML into `T`, turning serde's byte offsets into `file:line`.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> anyhow::Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let at = match e.span() {
+            Some(span) => format!("{}:{}", path.display(), line_of(text, span.start)),
+            None => path.display().to_string(),
+        };
+        anyhow::anyhow!("{at}: {}", e.message())
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl Settings {
+    /// A missing file means defaults: the core works from `~/.aws/config` alone.
+    pub fn load() -> anyhow::Result<Self> {
+        let path = paths::awsmfa_config();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::defaults(path)),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    fn defaults(path: PathBuf) -> Self {
+        Self {
+            path,
+            wrap: DEFAULT_WRAP.map(String::from).to_vec(),
+            refresh_before: DEFAULT_REFRESH_BEFORE,
+            ..Self::default()
+        }
+    }
+
+    pub fn parse(text: &str, path: PathBuf) -> anyhow::Result<Self> {
+        let raw: RawSettings = from_toml(text, &path)?;
+        let at = |offset: usize| format!("{}:{}", path.display(), line_of(text, offset));
+        let mut settings = Self::defaults(path.clone());
+        if let Some(wrap) = raw.wrap {
+            for name in wrap.get_ref() {
+                if !is_command_name(name) {
+                    bail!(
+                        "{}: wrap entry `{name}` is not a command name (letters, digits, `-`, `_`, `.`)",
+                        at(wrap.span().start)
+                    );
+                }
+            }
+            settings.wrap = wrap.into_inner();
+        }
+        if let Some(rb) = raw.refresh_before {
+            settings.refresh_before = crate::time::parse_duration(rb.get_ref())
+                .with_context(|| format!("{}: refresh_before", at(rb.span().start)))?;
+        }
+        for (key, root) in raw.roots {
+            let line = line_of(text, root.span().start);
+            let root = root.into_inner();
+            settings
+                .roots
+                .insert(key, resolve_root(root, text, &path, line)?);
+        }
+        settings.profiles = raw.profiles;
+        settings.openbao = raw.openbao;
+        Ok(settings)
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&ProfileSettings> {
+        self.profiles.get(name)
+    }
+}
+
+/// A committed `.awsmfa.toml`: the keys of one `[roots.X]` entry.
+pub fn parse_root_file(text: &str, path: &Path) -> anyhow::Result<Root> {
+    let raw: RawRoot = from_toml(text, path)?;
+    let line = line_of(text, raw.profile.span().start);
+    resolve_root(raw, text, path, line)
+}
+
+fn resolve_root(raw: RawRoot, text: &str, path: &Path, line: usize) -> anyhow::Result<Root> {
+    let at = |offset: usize| format!("{}:{}", path.display(), line_of(text, offset));
+    if raw.profile.get_ref().trim().is_empty() {
+        bail!("{}: profile is empty", at(raw.profile.span().start));
+    }
+    let secrets = match (raw.doppler, raw.infisical) {
+        (Some(_), Some(i)) => bail!(
+            "{}: a root takes one secrets manager, doppler or infisical, not both",
+            at(i.span().start)
+        ),
+        (Some(d), None) => {
+            let value = d.get_ref();
+            match value.split_once('/') {
+                Some((project, config))
+                    if !project.is_empty() && !config.is_empty() && !config.contains('/') =>
+                {
+                    Some(SecretsManager::Doppler {
+                        project: project.to_string(),
+                        config: config.to_string(),
+                    })
+                }
+                _ => bail!(
+                    "{}: doppler = \"{value}\" should be \"PROJECT/CONFIG\", e.g. \"infra-project/prd\"",
+                    at(d.span().start)
+                ),
+            }
+        }
+        (None, Some(i)) => {
+            let i = i.into_inner();
+            Some(SecretsManager::Infisical {
+                project_id: i.project_id,
+                env: i.env,
+                path: i.path,
+            })
+        }
+        (None, None) => None,
+    };
+    Ok(Root {
+        profile: raw.profile.into_inner(),
+        secrets,
+        file: path.to_path_buf(),
+        line,
+    })
+}
+
+fn is_command_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Settings> {
+        Settings::parse(text, PathBuf::from("/c/config.toml"))
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let s = parse(
+            r#"
+wrap = ["terragrunt", "tofu"]
+refresh_before = "10m"
+[roots.tofu-proxmox]
+profile = "tf-proxmox"
+doppler = "infra-project/prd"
+[roots.tofu-apps]
+profile = "tf-apps"
+infisical = { project_id = "6f1", env = "prd", path = "/tofu" }
+[profiles.tf-proxmox]
+mfa = ["ykman", "prompt"]
+keys = "keyring"
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.refresh_before, Duration::from_secs(600));
+        assert_eq!(s.wrap, ["terragrunt", "tofu"]);
+        let root = &s.roots["tofu-proxmox"];
+        assert_eq!(root.line, 4);
+        assert_eq!(
+            root.secrets,
+            Some(SecretsManager::Doppler {
+                project: "infra-project".into(),
+                config: "prd".into()
+            })
+        );
+        let mfa = s.profiles["tf-proxmox"].mfa.as_ref().unwrap();
+        assert_eq!(mfa.items(), ["ykman", "prompt"]);
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let s = parse("").unwrap();
+        assert_eq!(s.wrap, DEFAULT_WRAP);
+        assert_eq!(s.refresh_before, DEFAULT_REFRESH_BEFORE);
+    }
+
+    #[test]
+    fn errors_carry_file_and_line() {
+        let e = parse("wrap = [\"tofu\"]\n\n[roots.x]\nprofil = \"a\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/c/config.toml:4: unknown field `profil`"),
+            "{e}"
+        );
+        let e = parse("refresh_before = \n").unwrap_err();
+        assert!(e.to_string().starts_with("/c/config.toml:1:"), "{e}");
+        let e = parse("[roots.x]\nprofile = \"a\"\ndoppler = \"nodash\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/c/config.toml:3: doppler = \"nodash\""),
+            "{e}"
+        );
+        let e = parse("wrap = [\"ok\", \"rm -rf\"]\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("/c/config.toml:1: wrap entry"),
+            "{e}"
+        );
+        let e = parse("[roots.x]\nprofile = 3\n").unwrap_err();
+        assert!(e.to_string().starts_with("/c/config.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn root_file() {
+        let r = parse_root_file("profile = \"tf-x\"\n", Path::new("/r/.awsmfa.toml")).unwrap();
+        assert_eq!(r.profile, "tf-x");
+        assert!(parse_root_file("profile = \"a\"\nextra = 1\n", Path::new("f")).is_err());
+    }
+}

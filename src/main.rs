@@ -1,0 +1,51 @@
+//! awsmfa: MFA-protected, cached AWS sessions for OpenTofu and Terragrunt.
+
+mod cli;
+mod cmd;
+mod config;
+mod exec;
+mod keys;
+mod lock;
+mod log;
+mod mfa;
+mod paths;
+mod roots;
+mod session;
+mod state;
+mod store;
+mod sts;
+mod time;
+mod tty;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// An error that ends awsmfa with a specific exit code (127 when the command
+/// given to `exec` does not exist, as a shell would say).
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    log::init(cli.verbose);
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.downcast_ref::<Exit>().map_or(1, |x| x.code);
+            eprintln!("awsmfa: error: {e:#}");
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}

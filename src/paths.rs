@@ -1,0 +1,76 @@
+//! Where awsmfa's files live. Only non-secret files: configuration, session
+//! metadata for the prompt, key stamps and lock files.
+
+use std::env;
+use std::path::PathBuf;
+
+fn home() -> PathBuf {
+    env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn xdg(var: &str, fallback: &str) -> PathBuf {
+    match env::var_os(var) {
+        Some(dir) if PathBuf::from(&dir).is_absolute() => PathBuf::from(dir),
+        _ => home().join(fallback),
+    }
+}
+
+/// `~/.aws/config`, or `AWS_CONFIG_FILE`.
+pub fn aws_config() -> PathBuf {
+    match env::var_os("AWS_CONFIG_FILE") {
+        Some(p) if !p.is_empty() => expand_tilde(&p.to_string_lossy()),
+        _ => home().join(".aws/config"),
+    }
+}
+
+/// awsmfa's own `config.toml`, or `AWSMFA_CONFIG`.
+pub fn awsmfa_config() -> PathBuf {
+    match env::var_os("AWSMFA_CONFIG") {
+        Some(p) if !p.is_empty() => expand_tilde(&p.to_string_lossy()),
+        _ => xdg("XDG_CONFIG_HOME", ".config").join("awsmfa/config.toml"),
+    }
+}
+
+/// State that must survive a new shell but holds no secret. The session
+/// metadata here is what the prompt reads, so it lives in one fixed place
+/// rather than in `XDG_RUNTIME_DIR`, which cron jobs and `sudo -u` often lack.
+pub fn state_dir() -> PathBuf {
+    xdg("XDG_STATE_HOME", ".local/state").join("awsmfa")
+}
+
+pub fn expand_tilde(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => home().join(rest),
+        None if path == "~" => home(),
+        None => PathBuf::from(path),
+    }
+}
+
+/// `/home/me/src` → `~/src`, for messages.
+pub fn display(path: &std::path::Path) -> String {
+    let home = home();
+    match path.strip_prefix(&home) {
+        Ok(rest) if home != std::path::Path::new("/") => format!("~/{}", rest.display()),
+        _ => path.display().to_string(),
+    }
+}
+
+/// The first executable `program` on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exe = |p: &std::path::Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_exe(&p).then_some(p);
+    }
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_exe(p))
+}

@@ -1,0 +1,191 @@
+//! GetSessionToken and AssumeRole. The only module that builds an SDK client or
+//! starts an async runtime: both cost milliseconds (certificate loading alone is
+//! ~5 ms), so only the minting path may come here.
+
+use std::time::Duration;
+
+use aws_sdk_sts::config::retry::RetryConfig;
+use aws_sdk_sts::config::timeout::TimeoutConfig;
+use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::keys::LongLivedKey;
+use crate::session::Creds;
+
+/// Where STS is: the region, and an endpoint override when one is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub region: String,
+    pub url: Option<String>,
+}
+
+impl Endpoint {
+    pub fn describe(&self) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!("https://sts.{}.amazonaws.com", self.region),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// STS says the MFA code was wrong (or already used): worth asking again.
+    WrongMfa,
+    /// STS answered with an error code.
+    Rejected { code: String, message: String },
+    /// No answer: DNS, connection, TLS, timeout.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::WrongMfa => write!(f, "STS rejected the MFA code"),
+            Error::Rejected { code, message } => write!(f, "STS said {code}: {message}"),
+            Error::Unreachable(why) => write!(f, "cannot reach STS: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// A long-lived or session credential that STS does not accept.
+    pub fn is_bad_credential(&self) -> bool {
+        matches!(self, Error::Rejected { code, .. } if matches!(code.as_str(),
+            "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "UnrecognizedClientException"))
+    }
+}
+
+fn classify<E, R>(err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            let mut why = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            Error::Unreachable(why)
+        }
+        _ => {
+            let code = err.code().unwrap_or("Unknown").to_string();
+            let message = err.message().unwrap_or("").trim().to_string();
+            if code == "AccessDenied" && message.contains("MultiFactorAuthentication") {
+                Error::WrongMfa
+            } else if err.code().is_none() {
+                Error::Unreachable(format!("unexpected answer: {err}"))
+            } else {
+                Error::Rejected { code, message }
+            }
+        }
+    }
+}
+
+fn client(endpoint: &Endpoint, creds: Credentials) -> aws_sdk_sts::Client {
+    let mut config = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(endpoint.region.clone()))
+        .credentials_provider(creds)
+        // Bounded everywhere: an unreachable endpoint must end in seconds, not hang.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .read_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3));
+    if let Some(url) = &endpoint.url {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_sts::Client::from_conf(config.build())
+}
+
+fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(fut))
+}
+
+fn into_creds(c: Option<&aws_sdk_sts::types::Credentials>) -> Result<Creds, Error> {
+    let c = c.ok_or_else(|| Error::Rejected {
+        code: "NoCredentials".into(),
+        message: "the response carried no credentials".into(),
+    })?;
+    Ok(Creds {
+        access_key_id: c.access_key_id().to_string(),
+        secret_access_key: SecretString::from(c.secret_access_key().to_string()),
+        session_token: SecretString::from(c.session_token().to_string()),
+        expiration: u64::try_from(c.expiration().secs()).unwrap_or(0),
+    })
+}
+
+pub fn get_session_token(
+    endpoint: &Endpoint,
+    key: &LongLivedKey,
+    serial: &str,
+    code: &SecretString,
+    duration: Duration,
+) -> anyhow::Result<Result<Creds, Error>> {
+    let creds = Credentials::new(
+        &key.access_key_id,
+        key.secret_access_key.expose_secret(),
+        None,
+        None,
+        "awsmfa",
+    );
+    let client = client(endpoint, creds);
+    block_on(async {
+        client
+            .get_session_token()
+            .serial_number(serial)
+            .token_code(code.expose_secret())
+            .duration_seconds(i32::try_from(duration.as_secs()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)
+            .and_then(|out| into_creds(out.credentials()))
+    })
+}
+
+pub struct RoleRequest<'a> {
+    pub role_arn: &'a str,
+    pub session_name: &'a str,
+    pub external_id: Option<&'a str>,
+    pub duration: Duration,
+}
+
+pub fn assume_role(
+    endpoint: &Endpoint,
+    base: &Creds,
+    role: &RoleRequest,
+) -> anyhow::Result<Result<Creds, Error>> {
+    let creds = Credentials::new(
+        &base.access_key_id,
+        base.secret_access_key.expose_secret(),
+        Some(base.session_token.expose_secret().to_string()),
+        None,
+        "awsmfa",
+    );
+    let client = client(endpoint, creds);
+    block_on(async {
+        client
+            .assume_role()
+            .role_arn(role.role_arn)
+            .role_session_name(role.session_name)
+            .set_external_id(role.external_id.map(str::to_string))
+            .duration_seconds(i32::try_from(role.duration.as_secs()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)
+            .and_then(|out| into_creds(out.credentials()))
+    })
+}

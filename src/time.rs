@@ -1,0 +1,58 @@
+//! Durations as people write them (`1h`, `90m`) and instants as AWS writes them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `1h`, `90m`, `1h30m`, `3600s` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!("`{text}` is not a duration; write it like `1h`, `90m` or `3600`")
+    })
+}
+
+/// RFC 3339 in UTC with a `Z`, the form credential_process and
+/// `AWS_CREDENTIAL_EXPIRATION` consumers parse.
+pub fn rfc3339(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
+}
+
+/// Minutes left as the prompt shows them: `42m`, `2h05m`.
+pub fn short_left(secs: u64) -> String {
+    let mins = secs / 60;
+    if mins >= 60 {
+        format!("{}h{:02}m", mins / 60, mins % 60)
+    } else {
+        format!("{mins}m")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("900").unwrap(), Duration::from_secs(900));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(rfc3339(1_779_000_000), "2026-05-17T06:40:00Z");
+        assert_eq!(short_left(42 * 60 + 59), "42m");
+        assert_eq!(short_left(125 * 60), "2h05m");
+    }
+}
