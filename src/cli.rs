@@ -1,10 +1,12 @@
-//! The command line: clap definitions and dispatch, nothing else.
+//! The command line: clap definitions, dispatch, and the dynamic completers.
 
 use std::ffi::OsString;
 
 use clap::{Parser, Subcommand};
+use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
-use crate::cmd;
+use crate::shell::{self, Shell};
+use crate::{cmd, config};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,7 @@ pub struct Cli {
 pub enum Command {
     /// Store a profile's long-lived IAM key in the OS keyring
     Add {
+        #[arg(add = profiles())]
         profile: String,
         /// Read AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead of asking
         #[arg(long)]
@@ -33,6 +36,7 @@ pub enum Command {
     },
     /// Delete a profile's stored key and cached sessions
     Remove {
+        #[arg(add = profiles())]
         profile: String,
         /// Do not ask for confirmation
         #[arg(long, short)]
@@ -46,6 +50,7 @@ pub enum Command {
     /// Run a command with the profile's session in its environment
     Exec {
         /// The profile; defaults to the one mapped to the current directory's root
+        #[arg(add = profiles())]
         profile: Option<String>,
         /// Session length for this profile, e.g. 2h (STS allows 15m–36h; roles ≤ 1h)
         #[arg(long, value_name = "D")]
@@ -61,16 +66,61 @@ pub enum Command {
         command: Vec<OsString>,
     },
     /// Print the session as AWS credential_process JSON (for ~/.aws/config)
-    CredentialProcess { profile: String },
+    CredentialProcess {
+        #[arg(add = profiles())]
+        profile: String,
+    },
     /// Drop cached sessions (all, or one profile's)
-    Clear { profile: Option<String> },
+    Clear {
+        #[arg(add = profiles())]
+        profile: Option<String>,
+    },
     /// What applies in the current directory: root, profile, secrets, session
     Status {
         #[arg(long)]
         json: bool,
     },
+    /// The prompt segment: "tf-proxmox 42m" inside a mapped root, nothing outside
+    Prompt {
+        /// Placeholders {profile} and {ttl}
+        #[arg(long, value_name = "FMT")]
+        format: Option<String>,
+    },
+    /// The script to eval from your shell's rc file
+    Init { shell: Shell },
+    /// Called by the shell hook on directory changes
+    HookEnv { shell: Shell },
+    /// The direnv library that defines `use awsmfa`
+    Direnv,
+    /// Internal: writes direnv's shims, prints "PROFILE<TAB>DIR"
+    #[command(hide = true)]
+    Shims { profile: Option<String> },
+    /// Internal: what a direnv shim runs
+    #[command(hide = true)]
+    Shim {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Check the setup and say what to fix
     Doctor,
+}
+
+/// Profile names for <TAB>, from ~/.aws/config and config.toml, read at each
+/// completion so the list is always current.
+fn profiles() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let mut names: Vec<String> = config::AwsConfig::load()
+            .map(|c| c.names().map(String::from).collect())
+            .unwrap_or_default();
+        if let Ok(settings) = config::Settings::load() {
+            names.extend(settings.profiles.keys().cloned());
+            names.extend(settings.roots.values().map(|r| r.profile.clone()));
+        }
+        names.sort();
+        names.dedup();
+        names.into_iter().map(CompletionCandidate::new).collect()
+    })
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -94,6 +144,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CredentialProcess { profile } => cmd::credential_process(&profile),
         Command::Clear { profile } => cmd::clear(profile.as_deref()),
         Command::Status { json } => cmd::status(json),
+        Command::Prompt { format } => shell::prompt(format.as_deref()),
+        Command::Init { shell } => shell::init(shell),
+        Command::HookEnv { shell } => shell::hook_env(shell),
+        Command::Direnv => {
+            print!("{}", shell::direnv_library());
+            Ok(())
+        }
+        Command::Shims { profile } => shell::shims(profile.as_deref()),
+        Command::Shim { name, args } => cmd::shim(&name, &args),
         Command::Doctor => cmd::doctor(),
     }
 }

@@ -11,6 +11,7 @@ mod mfa;
 mod paths;
 mod roots;
 mod session;
+mod shell;
 mod state;
 mod store;
 mod sts;
@@ -19,7 +20,7 @@ mod tty;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// An error that ends awsmfa with a specific exit code (127 when the command
 /// given to `exec` does not exist, as a shell would say).
@@ -38,6 +39,9 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
+    // At <TAB>, the shell runs `COMPLETE=<shell> awsmfa -- words…`; this answers
+    // and exits. Otherwise it costs one environment lookup.
+    clap_complete::CompleteEnv::with_factory(cli::Cli::command).complete();
     let cli = cli::Cli::parse();
     log::init(cli.verbose);
     match cli::run(cli) {

@@ -2,7 +2,7 @@
 //! metadata for the prompt, key stamps and lock files.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn home() -> PathBuf {
     env::var_os("HOME")
@@ -50,27 +50,35 @@ pub fn expand_tilde(path: &str) -> PathBuf {
 }
 
 /// `/home/me/src` → `~/src`, for messages.
-pub fn display(path: &std::path::Path) -> String {
+pub fn display(path: &Path) -> String {
     let home = home();
     match path.strip_prefix(&home) {
-        Ok(rest) if home != std::path::Path::new("/") => format!("~/{}", rest.display()),
+        Ok(rest) if home != Path::new("/") => format!("~/{}", rest.display()),
         _ => path.display().to_string(),
     }
 }
 
 /// The first executable `program` on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exe = |p: &std::path::Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
+    which_except(program, None)
+}
+
+/// The first executable `program` on PATH, passing over the directory `skip`
+/// (awsmfa's own shims, which would otherwise find themselves).
+pub fn which_except(program: &str, skip: Option<&Path>) -> Option<PathBuf> {
     if program.contains('/') {
         let p = PathBuf::from(program);
-        return is_exe(&p).then_some(p);
+        return is_executable(&p).then_some(p);
     }
     let path = env::var_os("PATH")?;
     env::split_paths(&path)
+        .filter(|dir| skip.is_none_or(|skip| dir.canonicalize().map_or(true, |d| d != skip)))
         .map(|dir| dir.join(program))
-        .find(|p| is_exe(p))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

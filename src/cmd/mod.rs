@@ -10,7 +10,7 @@ mod status;
 pub use doctor::doctor;
 pub use keys::{add, remove};
 pub use list::{clear, list};
-pub use run::{ExecArgs, credential_process, exec};
+pub use run::{ExecArgs, credential_process, exec, shim};
 pub use status::status;
 
 use crate::config::Config;

@@ -23,6 +23,26 @@ pub struct ExecArgs<'a> {
     pub argv: &'a [OsString],
 }
 
+/// What a direnv shim runs: the real command, under `awsmfa exec` — or as it
+/// is when already inside one (terragrunt running tofu), so a shim never loops
+/// and never starts a second session.
+pub fn shim(name: &str, args: &[OsString]) -> anyhow::Result<()> {
+    let argv = crate::shell::shim(name, args)?;
+    if exec::enclosing_profile().is_some() {
+        return Err(exec::replace_with(exec::command(&argv)));
+    }
+    let profile = std::env::var("AWSMFA_DIRENV_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty());
+    exec(ExecArgs {
+        profile: profile.as_deref(),
+        duration: None,
+        no_secrets: false,
+        chained: false,
+        argv: &argv,
+    })
+}
+
 pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
     if args.chained {
         return exec_innermost(args);

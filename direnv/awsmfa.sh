@@ -1,0 +1,22 @@
+# awsmfa for direnv. Install: `awsmfa direnv > ~/.config/direnv/lib/awsmfa.sh`
+# (or copy this file there). Then in an .envrc:
+#
+#   use awsmfa            # the profile mapped to this directory's root
+#   use awsmfa tf-proxmox # or a profile by name
+#
+# It puts a directory of shims for the `wrap` commands (terragrunt, tofu, …) on
+# PATH, so those commands run under `awsmfa exec` from an interactive shell, a
+# Makefile or an IDE alike. It exports only the profile name, as
+# AWSMFA_DIRENV_PROFILE (not AWSMFA_PROFILE, which marks a process that already
+# runs inside `awsmfa exec`). No credential ever passes through direnv.
+
+use_awsmfa() {
+  local bin=${AWSMFA_BIN:-awsmfa} out profile shims
+  # Writes the shims if needed and prints "PROFILE<TAB>SHIM_DIR".
+  out=$("$bin" shims "$@") || return 1
+  IFS=$'\t' read -r profile shims <<<"$out"
+  PATH_add "$shims"
+  export AWSMFA_DIRENV_PROFILE=$profile
+  watch_file "${AWS_CONFIG_FILE:-$HOME/.aws/config}" \
+    "${AWSMFA_CONFIG:-${XDG_CONFIG_HOME:-$HOME/.config}/awsmfa/config.toml}"
+}

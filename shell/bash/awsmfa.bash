@@ -1,0 +1,90 @@
+# awsmfa for bash — add to ~/.bashrc:
+#   eval "$(awsmfa init bash)"
+# Inside a mapped OpenTofu root, the commands in `wrap` become functions that run
+# `awsmfa exec -- CMD`; leaving the root removes them. The shell never holds a
+# credential: only the profile name and the path of a metadata file.
+
+__awsmfa_bin=@AWSMFA@
+__awsmfa_state=''
+__awsmfa_pwd=''
+__awsmfa_refresh=900 # set per root by hook-env, from refresh_before
+awsmfa_prompt=''
+
+# Runs before every prompt, but calls awsmfa only when the directory changed.
+# It keeps $? for whatever runs after it (starship, direnv, the prompt itself).
+__awsmfa_hook() {
+  local status=$? out
+  if [[ $PWD != "$__awsmfa_pwd" ]]; then
+    __awsmfa_pwd=$PWD
+    if out=$(__AWSMFA_STATE="$__awsmfa_state" "$__awsmfa_bin" hook-env bash) && [[ -n $out ]]; then
+      eval "$out"
+    fi
+  fi
+  __awsmfa_segment
+  return "$status"
+}
+
+# Sets $awsmfa_prompt to "PROFILE 42m" (or "expired", "·" for no session, a
+# trailing "!" when the next wrapped command will ask for MFA) using builtins only.
+__awsmfa_segment() {
+  awsmfa_prompt=''
+  [[ -n ${__awsmfa_profile-} ]] || return 0
+  local expiry rest ttl left mins now pad
+  if [[ -r ${__awsmfa_session_file-} ]] && read -r expiry rest <"$__awsmfa_session_file" \
+    && [[ $expiry =~ ^[0-9]+$ ]]; then
+    if [[ -n ${EPOCHSECONDS-} ]]; then
+      now=$EPOCHSECONDS
+    else
+      printf -v now '%(%s)T' -1 # bash < 5
+    fi
+    left=$((expiry - now))
+    if ((left <= 0)); then
+      ttl=expired
+    else
+      mins=$((left / 60))
+      if ((mins >= 60)); then
+        printf -v pad '%02d' $((mins % 60))
+        ttl="$((mins / 60))h${pad}m"
+      else
+        ttl="${mins}m"
+      fi
+      ((left < __awsmfa_refresh)) && ttl+='!'
+    fi
+  else
+    ttl='·'
+  fi
+  awsmfa_prompt="$__awsmfa_profile $ttl"
+}
+
+# For prompts built by hand: PS1='$(awsmfa_prompt_info) \w \$ ', or better
+# PS1='${awsmfa_prompt} \w \$ ', which costs no subshell at all.
+awsmfa_prompt_info() {
+  __awsmfa_segment
+  printf '%s' "$awsmfa_prompt"
+}
+
+# Profile names, subcommands and flags, from awsmfa itself at each <TAB>.
+__awsmfa_complete() {
+  local IFS=$'\n' words=("${COMP_WORDS[@]}")
+  words[COMP_CWORD]=$2
+  mapfile -t COMPREPLY < <(
+    _CLAP_IFS=$'\n' _CLAP_COMPLETE_INDEX=$COMP_CWORD COMPLETE=bash \
+      "$__awsmfa_bin" -- "${words[@]}" 2>/dev/null
+  )
+}
+complete -o bashdefault -o default -F __awsmfa_complete awsmfa
+
+# Prepend to PROMPT_COMMAND in whichever form it has (string, or array in bash
+# 5.1+), never replacing what starship, direnv or the user put there.
+if [[ "$(declare -p PROMPT_COMMAND 2>/dev/null)" == "declare -a"* ]]; then
+  if [[ " ${PROMPT_COMMAND[*]} " != *" __awsmfa_hook "* ]]; then
+    PROMPT_COMMAND=(__awsmfa_hook "${PROMPT_COMMAND[@]}")
+  fi
+else
+  # This branch is the string form; shellcheck cannot tell the two apart.
+  # shellcheck disable=SC2178,SC2128
+  case ";${PROMPT_COMMAND-};" in
+    *";__awsmfa_hook;"*) ;;
+    *) PROMPT_COMMAND="__awsmfa_hook${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;;
+  esac
+fi

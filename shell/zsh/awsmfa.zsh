@@ -1,0 +1,57 @@
+# awsmfa for zsh — add to ~/.zshrc, after compinit:
+#   eval "$(awsmfa init zsh)"
+# Inside a mapped OpenTofu root, the commands in `wrap` become functions that run
+# `awsmfa exec -- CMD`; leaving the root removes them. The shell never holds a
+# credential: only the profile name and the path of a metadata file.
+
+typeset -g __awsmfa_bin=@AWSMFA@
+typeset -g __awsmfa_state=''
+typeset -g awsmfa_prompt=''
+zmodload zsh/datetime 2>/dev/null   # $EPOCHSECONDS, so the prompt needs no process
+
+# On every directory change (and once now): ask awsmfa what changed. It prints
+# nothing when nothing did, otherwise code that (re)defines or removes wrappers.
+__awsmfa_hook() {
+  local out
+  out="$(__AWSMFA_STATE="$__awsmfa_state" "$__awsmfa_bin" hook-env zsh)" || return 0
+  [[ -n $out ]] && eval "$out"
+  __awsmfa_segment
+}
+
+# Sets $awsmfa_prompt to "PROFILE 42m" (or "expired", "·" for no session, a
+# trailing "!" when the next wrapped command will ask for MFA) using builtins only.
+__awsmfa_segment() {
+  awsmfa_prompt=''
+  [[ -n ${__awsmfa_profile-} ]] || return 0
+  local expiry rest ttl left mins
+  if [[ -r ${__awsmfa_session_file-} ]] && read -r expiry rest < "$__awsmfa_session_file" \
+      && [[ $expiry == <-> ]]; then
+    left=$(( expiry - EPOCHSECONDS ))
+    if (( left <= 0 )); then
+      ttl=expired
+    else
+      mins=$(( left / 60 ))
+      if (( mins >= 60 )); then
+        ttl="$(( mins / 60 ))h${(l:2::0:)$(( mins % 60 ))}m"
+      else
+        ttl="${mins}m"
+      fi
+      (( left < __awsmfa_refresh )) && ttl+='!'
+    fi
+  else
+    ttl='·'
+  fi
+  awsmfa_prompt="$__awsmfa_profile $ttl"
+}
+
+# For prompts built by hand: PROMPT='$(awsmfa_prompt_info) %~ %# ' with
+# PROMPT_SUBST, or better "${awsmfa_prompt}" which costs no subshell at all.
+awsmfa_prompt_info() {
+  __awsmfa_segment
+  print -rn -- "$awsmfa_prompt"
+}
+
+autoload -Uz add-zsh-hook
+add-zsh-hook chpwd __awsmfa_hook
+add-zsh-hook precmd __awsmfa_segment
+__awsmfa_hook

@@ -1,0 +1,97 @@
+//! direnv support: the `use_awsmfa` library and the shims it puts on PATH. A
+//! shim is a two-line script that runs `awsmfa shim NAME`, which finds the real
+//! command on PATH past the shims and runs it under `awsmfa exec` — or directly
+//! when it is already inside one (terragrunt calling tofu), so there is never a
+//! loop or a second session.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use super::posix_quote;
+use crate::config::Settings;
+use crate::{Exit, paths, roots, state};
+
+pub fn library() -> String {
+    let bin = super::self_path();
+    include_str!("../../direnv/awsmfa.sh").replace(
+        "${AWSMFA_BIN:-awsmfa}",
+        &format!("${{AWSMFA_BIN:-{}}}", posix_quote(&bin.to_string_lossy())),
+    )
+}
+
+fn shims_dir() -> PathBuf {
+    paths::state_dir().join("shims")
+}
+
+/// `awsmfa shims [PROFILE]`: writes a shim per wrapped command and prints
+/// `PROFILE<TAB>DIR` for the direnv library.
+pub fn shims(profile: Option<&str>) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let profile = match profile {
+        Some(p) => p.to_string(),
+        None => {
+            let cwd = std::env::current_dir()?;
+            match roots::find(&cwd, &settings)? {
+                Some(found) => found.root.profile,
+                None => bail!(
+                    "`use awsmfa` without a profile needs a mapped root, and {} has none; write `use awsmfa PROFILE`, or {}",
+                    paths::display(&cwd),
+                    roots::mapping_hint(
+                        &roots::looks_like_root(&cwd).unwrap_or(cwd.clone()),
+                        &settings
+                    )
+                ),
+            }
+        }
+    };
+    let dir = shims_dir();
+    state::create_private_dir(&dir)?;
+    let bin = posix_quote(&super::self_path().to_string_lossy());
+    for cmd in &settings.wrap {
+        let script = format!(
+            "#!/bin/sh\n# Made by awsmfa for direnv's `use awsmfa`: runs {cmd} under awsmfa. Safe to delete.\nexec {bin} shim {cmd} \"$@\"\n"
+        );
+        let path = dir.join(cmd);
+        if fs::read_to_string(&path).ok().as_deref() != Some(script.as_str()) {
+            let tmp = dir.join(format!(".{cmd}.{}", std::process::id()));
+            fs::write(&tmp, &script).with_context(|| format!("cannot write {}", tmp.display()))?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+            fs::rename(&tmp, &path)?;
+        }
+    }
+    // Commands dropped from `wrap` lose their shim.
+    for entry in fs::read_dir(&dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && !settings.wrap.contains(&name) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    println!("{profile}\t{}", dir.display());
+    Ok(())
+}
+
+/// The real `name` on PATH, skipping the shims directory.
+pub fn find_real(name: &str) -> anyhow::Result<PathBuf> {
+    let shims = shims_dir();
+    let shims = shims.canonicalize().unwrap_or(shims);
+    paths::which_except(name, Some(&shims)).ok_or_else(|| {
+        Exit {
+            code: 127,
+            message: format!("{name}: not found on PATH (outside awsmfa's shims)"),
+        }
+        .into()
+    })
+}
+
+/// `awsmfa shim NAME ARGS…`: what a shim runs.
+pub fn shim(name: &str, args: &[OsString]) -> anyhow::Result<Vec<OsString>> {
+    let real = find_real(name)?;
+    let mut argv = Vec::with_capacity(args.len() + 1);
+    argv.push(real.into_os_string());
+    argv.extend(args.iter().cloned());
+    Ok(argv)
+}
