@@ -8,6 +8,7 @@ mod keys;
 mod lock;
 mod log;
 mod mfa;
+mod openbao;
 mod paths;
 mod roots;
 mod session;
@@ -16,6 +17,7 @@ mod state;
 mod store;
 mod sts;
 mod time;
+mod tool;
 mod tty;
 
 use std::process::ExitCode;

@@ -1,14 +1,14 @@
-//! Where MFA codes come from: the terminal, or a command (`mfa_process`).
+//! Where MFA codes come from: the terminal, a command (`mfa_process`), a YubiKey
+//! (ykman), 1Password (op), or OpenBao's TOTP engine — one, or a list tried in
+//! order (an absent tool or device moves on to the next).
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 
 use crate::tty::Tty;
+use crate::{log, paths, tool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -16,6 +16,12 @@ pub enum Source {
     Prompt,
     /// `sh -c CMD`; its stdout is the code.
     Process(String),
+    /// `ykman oath accounts code --single ACCOUNT`; None means the mfa_serial.
+    Ykman(Option<String>),
+    /// `op item get ITEM --vault VAULT --otp`.
+    Op { vault: String, item: String },
+    /// OpenBao's TOTP engine, e.g. `totp/code/aws-jacob`.
+    OpenBao(String),
 }
 
 impl Source {
@@ -23,16 +29,41 @@ impl Source {
         match self {
             Source::Prompt => "prompt".into(),
             Source::Process(_) => "process".into(),
+            Source::Ykman(_) => "ykman".into(),
+            Source::Op { .. } => "op".into(),
+            Source::OpenBao(_) => "openbao".into(),
         }
     }
 
-    /// `prompt` or `process:CMD`, as written in config.toml.
+    /// `prompt | ykman[:ACCOUNT] | op:VAULT/ITEM | process:CMD | openbao:PATH`.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        match text.split_once(':') {
-            _ if text == "prompt" => Ok(Source::Prompt),
-            Some(("process", cmd)) if !cmd.trim().is_empty() => Ok(Source::Process(cmd.into())),
-            _ => bail!("unknown MFA source `{text}`; expected `prompt` or `process:COMMAND`"),
+        let (kind, rest) = match text.split_once(':') {
+            Some((kind, rest)) => (kind, Some(rest.trim())),
+            None => (text, None),
+        };
+        Ok(match (kind.trim(), rest) {
+            ("prompt", None) => Source::Prompt,
+            ("ykman", None) => Source::Ykman(None),
+            ("ykman", Some(account)) if !account.is_empty() => Source::Ykman(Some(account.into())),
+            ("process", Some(cmd)) if !cmd.is_empty() => Source::Process(cmd.into()),
+            ("op", Some(spec)) => {
+                let (vault, item) = split_op(spec)?;
+                Source::Op { vault, item }
+            }
+            ("openbao", Some(path)) if !path.is_empty() => Source::OpenBao(path.into()),
+            _ => bail!(
+                "unknown MFA source `{text}`; expected prompt, ykman[:ACCOUNT], op:VAULT/ITEM, process:COMMAND or openbao:PATH"
+            ),
+        })
+    }
+}
+
+pub fn split_op(spec: &str) -> anyhow::Result<(String, String)> {
+    match spec.split_once('/') {
+        Some((vault, item)) if !vault.is_empty() && !item.is_empty() => {
+            Ok((vault.to_string(), item.to_string()))
         }
+        _ => bail!("`op:{spec}` should be op:VAULT/ITEM"),
     }
 }
 
@@ -42,23 +73,48 @@ pub struct Request<'a> {
     pub serial: &'a str,
     /// 1 for the first try; later tries say the previous code was rejected.
     pub attempt: u32,
+    /// `ykman --device SERIAL`, when several keys are plugged in.
+    pub ykman_device: Option<&'a str>,
 }
 
 pub const MAX_ATTEMPTS: u32 = 3;
-/// ykman waits ~15 s for a touch; 1Password for a biometric approval. A minute
-/// covers a person, and still ends a command that would hang forever.
-const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn code(sources: &[Source], req: &Request) -> anyhow::Result<SecretString> {
+/// The first code any source gives. A source that cannot give one (tool not
+/// installed, no key plugged in, no terminal) passes to the next.
+pub fn code(
+    sources: &[Source],
+    req: &Request,
+    openbao: &crate::openbao::Lazy,
+) -> anyhow::Result<SecretString> {
     let mut errors = Vec::new();
     for source in sources {
         let result = match source {
             Source::Prompt => from_prompt(req),
             Source::Process(cmd) => from_process(cmd, req),
+            Source::Ykman(account) => from_ykman(account.as_deref().unwrap_or(req.serial), req),
+            Source::Op { vault, item } => from_op(vault, item),
+            Source::OpenBao(path) => openbao.get().and_then(|c| c.totp(path)),
         };
-        match result {
-            Ok(code) => return Ok(code),
-            Err(e) => errors.push(format!("{}: {e:#}", source.describe())),
+        match result.and_then(|code| check(code, source)) {
+            Ok(code) => {
+                if sources.len() > 1 {
+                    log::info(format_args!(
+                        "MFA code for {} from {}",
+                        req.profile,
+                        source.describe()
+                    ));
+                }
+                return Ok(code);
+            }
+            Err(e) => {
+                if sources.len() > 1 {
+                    log::info(format_args!(
+                        "{}: {e:#}; trying the next source",
+                        source.describe()
+                    ));
+                }
+                errors.push(format!("{}: {e:#}", source.describe()));
+            }
         }
     }
     Err(anyhow!(
@@ -69,11 +125,23 @@ pub fn code(sources: &[Source], req: &Request) -> anyhow::Result<SecretString> {
     ))
 }
 
+fn check(code: SecretString, source: &Source) -> anyhow::Result<SecretString> {
+    let text = code.expose_secret().trim();
+    if is_code(text) {
+        return Ok(SecretString::from(text.to_string()));
+    }
+    // What it printed is not shown: it may be a code, or worse.
+    bail!(
+        "{} gave something other than a 6-digit code",
+        source.describe()
+    )
+}
+
 fn from_prompt(req: &Request) -> anyhow::Result<SecretString> {
     let mut tty = Tty::open().map_err(|_| {
         anyhow!(
             "there is no terminal to type it at; set `mfa_process = COMMAND` in [profile {}] \
-             (e.g. `ykman oath accounts code --single NAME`), or run `awsmfa exec {} -- true` in a terminal first",
+             (or `mfa = \"ykman\"` in config.toml), or run `awsmfa exec {} -- true` in a terminal first",
             req.profile,
             req.profile
         )
@@ -99,66 +167,63 @@ fn from_prompt(req: &Request) -> anyhow::Result<SecretString> {
 }
 
 fn from_process(cmd: &str, req: &Request) -> anyhow::Result<SecretString> {
-    let tty = Tty::open().ok();
-    let mut command = Command::new("sh");
-    command.arg("-c").arg(cmd).stdout(Stdio::piped());
-    // "Touch your YubiKey" must reach the person even when the SDK captures our
-    // stderr, and a tool that reads a PIN needs the terminal as its stdin.
-    match &tty {
-        Some(t) => {
-            command.stdin(t.file()?).stderr(t.file()?);
-        }
-        None => {
-            command.stdin(Stdio::null());
-        }
-    }
-    for var in crate::exec::CREDENTIAL_VARS {
-        command.env_remove(var);
-    }
     crate::debug!("running mfa_process for {}", req.profile);
-    let mut child = command
-        .spawn()
-        .with_context(|| "cannot start `sh` to run mfa_process".to_string())?;
-    let mut stdout = child.stdout.take().context("mfa_process has no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut out = Zeroizing::new(Vec::new());
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > PROCESS_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "mfa_process for profile {} did not finish within {}s and was stopped",
-                req.profile,
-                PROCESS_TIMEOUT.as_secs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(cmd);
+    let out = tool::run(command, &format!("mfa_process for profile {}", req.profile))?;
+    if !out.status.success() {
+        bail!(
+            "mfa_process for profile {} failed ({}); run it by hand to see why",
+            req.profile,
+            out.status
+        );
+    }
+    Ok(stdout_secret(&out))
+}
+
+fn stdout_secret(out: &tool::Output) -> SecretString {
+    SecretString::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn from_ykman(account: &str, req: &Request) -> anyhow::Result<SecretString> {
+    let ykman = paths::which("ykman")
+        .context("ykman is not installed (YubiKey Manager CLI: `pipx install yubikey-manager`)")?;
+    let mut command = Command::new(ykman);
+    if let Some(serial) = req.ykman_device {
+        command.args(["--device", serial]);
+    }
+    command.args(["oath", "accounts", "code", "--single", account]);
+    let out = tool::run(command, "ykman")?;
+    if out.status.success() {
+        return Ok(stdout_secret(&out));
+    }
+    let said = out.stderr.to_lowercase();
+    let hint = if said.contains("no yubikey") || said.contains("no device") {
+        "no YubiKey found: plug it in"
+    } else if said.contains("multiple") {
+        "several OATH accounts match: name the exact one, e.g. mfa = \"ykman:ISSUER:NAME\" (see `ykman oath accounts list`)"
+    } else if said.contains("touch") || said.contains("timed out") || said.contains("timeout") {
+        "the YubiKey was not touched in time"
+    } else if said.contains("no matching") || said.contains("not found") {
+        "no OATH account by that name on the YubiKey: see `ykman oath accounts list`"
+    } else {
+        "see ykman's message above"
     };
-    let out = reader
-        .join()
-        .map_err(|_| anyhow!("reading mfa_process output failed"))?;
-    if !status.success() {
+    bail!("ykman failed ({}): {hint}", out.status)
+}
+
+fn from_op(vault: &str, item: &str) -> anyhow::Result<SecretString> {
+    let op = paths::which("op").context("the 1Password CLI `op` is not installed")?;
+    let mut command = Command::new(op);
+    command.args(["item", "get", item, "--vault", vault, "--otp"]);
+    let out = tool::run(command, "op (1Password)")?;
+    if !out.status.success() {
         bail!(
-            "mfa_process for profile {} failed ({status}); run it by hand to see why",
-            req.profile
+            "op could not read the one-time password of {vault}/{item} ({}): sign in (`op signin`) or set OP_SERVICE_ACCOUNT_TOKEN",
+            out.status
         );
     }
-    let text = std::str::from_utf8(&out).unwrap_or("").trim();
-    if !is_code(text) {
-        // Its output is not shown: it may be a code, or worse.
-        bail!(
-            "mfa_process for profile {} printed something other than a 6-digit code",
-            req.profile
-        );
-    }
-    Ok(SecretString::from(text.to_string()))
+    Ok(stdout_secret(&out))
 }
 
 fn is_code(text: &str) -> bool {
@@ -184,6 +249,23 @@ mod tests {
             Source::parse("process:oathtool --totp x").unwrap(),
             Source::Process("oathtool --totp x".into())
         );
+        assert_eq!(Source::parse("ykman").unwrap(), Source::Ykman(None));
+        assert_eq!(
+            Source::parse("ykman:AWS:jacob").unwrap(),
+            Source::Ykman(Some("AWS:jacob".into()))
+        );
+        assert_eq!(
+            Source::parse("op:Private/AWS").unwrap(),
+            Source::Op {
+                vault: "Private".into(),
+                item: "AWS".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("openbao:totp/code/me").unwrap(),
+            Source::OpenBao("totp/code/me".into())
+        );
         assert!(Source::parse("sms").is_err());
+        assert!(Source::parse("op:novault").is_err());
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::config::settings::OpenBaoSettings;
 use crate::lock::Lock;
 use crate::store::Store;
 use crate::sts::{self, Endpoint};
@@ -50,7 +51,15 @@ pub enum Kind {
         keys: keys::Source,
         serial: String,
         mfa: Vec<mfa::Source>,
+        ykman_device: Option<String>,
         ttl: Duration,
+        openbao: Option<OpenBaoSettings>,
+    },
+    /// Ready-made STS credentials from OpenBao's AWS secrets engine
+    /// (`openbao-aws:MOUNT/ROLE`), for agents that hold no static key.
+    Vended {
+        path: String,
+        openbao: Option<OpenBaoSettings>,
     },
     /// AssumeRole with the source profile's MFA session, so one code serves
     /// every role on the same source.
@@ -93,7 +102,22 @@ impl Plan {
             .or_else(|| env_nonempty("AWS_DEFAULT_REGION"));
         let settings = cfg.settings.profile(name);
 
-        let kind = if let Some(role_arn) = &p.role_arn {
+        let vended = settings
+            .and_then(|s| s.source.as_deref())
+            .map(|text| match text.strip_prefix("openbao-aws:") {
+                Some(path) if path.contains('/') => Ok(path.to_string()),
+                _ => Err(anyhow!(
+                    "{}: [profiles.{name}] source = \"{text}\" should be \"openbao-aws:MOUNT/ROLE\"",
+                    cfg.settings.path.display()
+                )),
+            })
+            .transpose()?;
+        let kind = if let Some(path) = vended {
+            Kind::Vended {
+                path,
+                openbao: cfg.settings.openbao.clone(),
+            }
+        } else if let Some(role_arn) = &p.role_arn {
             let Some(source_name) = &p.source_profile else {
                 bail!(
                     "{at}: profile {name} has role_arn but no source_profile; awsmfa assumes roles with a source profile's MFA session: add `source_profile = NAME`"
@@ -117,8 +141,9 @@ impl Plan {
                 );
             };
             let config_file = cfg.settings.path.display();
+            let key_fields = settings.and_then(|s| s.key_fields.as_deref());
             let keys = match settings.and_then(|s| s.keys.as_deref()) {
-                Some(text) => keys::Source::parse(text)
+                Some(text) => keys::Source::parse(text, key_fields)
                     .with_context(|| format!("{config_file}: [profiles.{name}] keys"))?,
                 None => keys::Source::Keyring,
             };
@@ -150,7 +175,9 @@ impl Plan {
                 keys,
                 serial: serial.to_string(),
                 mfa,
+                ykman_device: settings.and_then(|s| s.ykman_device.clone()),
                 ttl,
+                openbao: cfg.settings.openbao.clone(),
             }
         };
 
@@ -190,12 +217,24 @@ impl Plan {
         put(self.endpoint.url.as_deref().unwrap_or("-"));
         match &self.kind {
             Kind::Mfa {
-                keys, serial, ttl, ..
+                keys,
+                serial,
+                ttl,
+                openbao,
+                ..
             } => {
                 put("mfa");
                 put(&keys.identity(&self.profile));
                 put(serial);
                 put(&ttl.as_secs().to_string());
+                if matches!(keys, keys::Source::OpenBao { .. }) {
+                    put(&bao_identity(openbao));
+                }
+            }
+            Kind::Vended { path, openbao } => {
+                put("openbao-aws");
+                put(path);
+                put(&bao_identity(openbao));
             }
             Kind::Role {
                 source,
@@ -213,6 +252,16 @@ impl Plan {
             }
         }
     }
+}
+
+/// Which OpenBao a secret comes from: another server is another secret.
+fn bao_identity(settings: &Option<OpenBaoSettings>) -> String {
+    settings
+        .as_ref()
+        .and_then(|s| s.address.clone())
+        .or_else(|| env_nonempty("BAO_ADDR"))
+        .or_else(|| env_nonempty("VAULT_ADDR"))
+        .unwrap_or_default()
 }
 
 fn env_nonempty(var: &str) -> Option<String> {
@@ -351,13 +400,22 @@ fn save(store: &Store, plan: &Plan, fp: &str, creds: &Creds) -> anyhow::Result<(
 
 fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
     match &plan.kind {
+        Kind::Vended { path, openbao } => {
+            crate::debug!("taking a session for {} from OpenBao {path}", plan.profile);
+            crate::openbao::Lazy::new(openbao.clone())
+                .get()?
+                .aws_sts(path)
+        }
         Kind::Mfa {
             keys: key_source,
             serial,
             mfa: sources,
+            ykman_device,
             ttl,
+            openbao,
         } => {
-            let key = keys::load(&plan.profile, key_source)?;
+            let bao = crate::openbao::Lazy::new(openbao.clone());
+            let key = keys::load(&plan.profile, key_source, &bao)?;
             for attempt in 1..=mfa::MAX_ATTEMPTS {
                 let code = mfa::code(
                     sources,
@@ -365,7 +423,9 @@ fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
                         profile: &plan.profile,
                         serial,
                         attempt,
+                        ykman_device: ykman_device.as_deref(),
                     },
+                    &bao,
                 )?;
                 crate::debug!(
                     "minting a session for {} with GetSessionToken at {}",
@@ -448,6 +508,19 @@ pub fn clear(profile: &str) -> anyhow::Result<bool> {
     let store = Store::for_sessions()?;
     store.delete(&entry_name(profile, &meta.fingerprint))?;
     Ok(true)
+}
+
+/// Drops the session cached for `plan` as configured now, even when the
+/// metadata that names its fingerprint is missing or damaged. True when there was one.
+pub fn clear_plan(plan: &Plan) -> anyhow::Result<bool> {
+    let fp = plan.fingerprint();
+    let recorded = state::read_session(&plan.profile).is_some_and(|m| m.fingerprint == fp);
+    let had = clear(&plan.profile)?;
+    if recorded {
+        return Ok(had);
+    }
+    let store = Store::for_sessions()?;
+    Ok(store.delete(&entry_name(&plan.profile, &fp))? || had)
 }
 
 /// What the non-secret metadata says about the profile's session, for `list`

@@ -11,7 +11,7 @@ use crate::session::{Kind, Plan};
 use crate::store::Store;
 use crate::sts::Endpoint;
 use crate::tty::Tty;
-use crate::{keys, mfa, paths, state};
+use crate::{keys, mfa, openbao, paths, state, tool};
 
 #[derive(Default)]
 struct Report {
@@ -75,7 +75,11 @@ pub fn doctor() -> anyhow::Result<()> {
     let cfg = Config { aws, settings };
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for p in &cfg.aws.profiles {
-        if p.mfa_serial.is_none() && p.role_arn.is_none() {
+        let vended = cfg
+            .settings
+            .profile(&p.name)
+            .is_some_and(|s| s.source.is_some());
+        if p.mfa_serial.is_none() && p.role_arn.is_none() && !vended {
             continue; // not an awsmfa profile
         }
         let name = &p.name;
@@ -89,17 +93,35 @@ pub fn doctor() -> anyhow::Result<()> {
                 continue;
             }
         };
-        if let Kind::Mfa { keys: k, mfa, .. } = &plan.kind {
-            match k {
-                keys::Source::Keyring if !keys::recorded(name) => r.fail(
-                    &format!("profile {name}: no key stored"),
-                    &format!("awsmfa add {name}"),
-                ),
-                _ => r.ok(&format!("profile {name}: key in the {}", k.describe())),
+        let bao = openbao::Lazy::new(cfg.settings.openbao.clone());
+        match &plan.kind {
+            Kind::Mfa {
+                keys: k,
+                mfa,
+                ykman_device,
+                ..
+            } => {
+                match k {
+                    keys::Source::Keyring if !keys::recorded(name) => r.fail(
+                        &format!("profile {name}: no key stored"),
+                        &format!("awsmfa add {name}"),
+                    ),
+                    keys::Source::Keyring => r.ok(&format!("profile {name}: key in the keyring")),
+                    keys::Source::Op { .. } => {
+                        check_op(&mut r, name, &format!("keys from {}", k.describe()))
+                    }
+                    keys::Source::OpenBao { path, .. } => {
+                        check_openbao(&mut r, name, &format!("keys from {path}"), &bao)
+                    }
+                }
+                for source in mfa {
+                    check_mfa(&mut r, name, source, ykman_device.as_deref(), &bao);
+                }
             }
-            for source in mfa {
-                check_mfa(&mut r, name, source);
+            Kind::Vended { path, .. } => {
+                check_openbao(&mut r, name, &format!("sessions from {path}"), &bao)
             }
+            Kind::Role { .. } => {}
         }
         let uses_awsmfa = p
             .credential_process
@@ -150,14 +172,20 @@ fn probe_store(r: &mut Report, what: &str, store: anyhow::Result<Store>) {
     }
 }
 
-fn check_mfa(r: &mut Report, profile: &str, source: &mfa::Source) {
+fn check_mfa(
+    r: &mut Report,
+    profile: &str,
+    source: &mfa::Source,
+    ykman_device: Option<&str>,
+    bao: &openbao::Lazy,
+) {
     match source {
-        mfa::Source::Prompt if Tty::available() => r.ok(&format!(
-            "profile {profile}: MFA codes typed at the terminal"
-        )),
+        mfa::Source::Prompt if Tty::available() => {
+            r.ok(&format!("profile {profile}: MFA codes typed at the terminal"))
+        }
         mfa::Source::Prompt => r.warn(
             &format!("profile {profile}: MFA codes are typed, but there is no terminal here"),
-            "runs without a terminal will fail until a session is cached; consider mfa_process",
+            "runs without a terminal will fail until a session is cached; consider mfa_process or mfa = \"ykman\"",
         ),
         mfa::Source::Process(cmd) => {
             let program = cmd.split_whitespace().next().unwrap_or("");
@@ -170,6 +198,81 @@ fn check_mfa(r: &mut Report, profile: &str, source: &mfa::Source) {
                 );
             }
         }
+        mfa::Source::Ykman(_) => check_ykman(r, profile, ykman_device),
+        mfa::Source::Op { vault, item } => check_op(r, profile, &format!("one-time codes from {vault}/{item}")),
+        mfa::Source::OpenBao(path) => check_openbao(r, profile, &format!("MFA codes from {path}"), bao),
+    }
+}
+
+/// `ykman list --serials` answers without a touch: it proves the tool runs and
+/// a key is plugged in.
+fn check_ykman(r: &mut Report, profile: &str, device: Option<&str>) {
+    let Some(ykman) = paths::which("ykman") else {
+        return r.fail(
+            &format!("profile {profile}: ykman is not installed"),
+            "install YubiKey Manager (`pipx install yubikey-manager`)",
+        );
+    };
+    let mut cmd = std::process::Command::new(ykman);
+    cmd.args(["list", "--serials"]);
+    let serials = match tool::run(cmd, "ykman") {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => {
+            return r.fail(
+                &format!("profile {profile}: `ykman list` failed ({})", out.status),
+                "see ykman's message above",
+            );
+        }
+        Err(e) => return r.fail(&format!("profile {profile}: {e:#}"), "see above"),
+    };
+    let found: Vec<&str> = serials.split_whitespace().collect();
+    match device {
+        _ if found.is_empty() => r.fail(
+            &format!("profile {profile}: no YubiKey plugged in"),
+            "plug in the YubiKey that holds the OATH account",
+        ),
+        Some(serial) if !found.contains(&serial) => r.fail(
+            &format!(
+                "profile {profile}: YubiKey {serial} is not plugged in (found {})",
+                found.join(", ")
+            ),
+            "plug it in, or fix ykman_device in config.toml",
+        ),
+        _ => r.ok(&format!(
+            "profile {profile}: YubiKey present ({})",
+            found.join(", ")
+        )),
+    }
+}
+
+/// Only the binary: asking op anything may pop up an unlock dialog.
+fn check_op(r: &mut Report, profile: &str, what: &str) {
+    if paths::which("op").is_some() {
+        r.ok(&format!(
+            "profile {profile}: 1Password CLI found for {what}"
+        ));
+    } else {
+        r.fail(
+            &format!(
+                "profile {profile}: {what} need the 1Password CLI `op`, which is not installed"
+            ),
+            "install the 1Password CLI",
+        );
+    }
+}
+
+fn check_openbao(r: &mut Report, profile: &str, what: &str, bao: &openbao::Lazy) {
+    match bao
+        .get()
+        .and_then(|c| Ok((c.address().to_string(), c.check()?)))
+    {
+        Ok((address, detail)) => r.ok(&format!(
+            "profile {profile}: OpenBao at {address} for {what}: {detail}"
+        )),
+        Err(e) => r.fail(
+            &format!("profile {profile}: {what}: {e:#}"),
+            "check [openbao] in config.toml, BAO_ADDR and the token or wrapped SecretID",
+        ),
     }
 }
 

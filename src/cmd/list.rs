@@ -54,9 +54,13 @@ fn row(cfg: &Config, name: &str) -> Row {
     };
     match &plan.kind {
         Kind::Mfa { keys: k, mfa, .. } => {
-            row.keys = k.describe().into();
+            row.keys = k.describe();
             row.key_stored = Some(keys::recorded(name));
             row.mfa = mfa.iter().map(|m| m.describe()).collect();
+        }
+        Kind::Vended { path, .. } => {
+            row.keys = format!("openbao-aws:{path}");
+            row.mfa = vec!["none".into()];
         }
         Kind::Role {
             source, role_arn, ..
@@ -130,7 +134,7 @@ pub fn clear(profile: Option<&str>) -> anyhow::Result<()> {
     let mut cleared = Vec::new();
     match profile {
         Some(p) => {
-            if session::clear(p)? {
+            if clear_one(&cfg, p)? {
                 cleared.push(p.to_string());
             }
         }
@@ -140,7 +144,7 @@ pub fn clear(profile: Option<&str>) -> anyhow::Result<()> {
             names.sort();
             names.dedup();
             for p in names {
-                if session::clear(&p)? {
+                if clear_one(&cfg, &p)? {
                     cleared.push(p);
                 }
             }
@@ -155,4 +159,13 @@ pub fn clear(profile: Option<&str>) -> anyhow::Result<()> {
         )),
     }
     Ok(())
+}
+
+/// By the current configuration's fingerprint too, so that damaged metadata
+/// cannot hide a cached session from `clear`.
+fn clear_one(cfg: &Config, profile: &str) -> anyhow::Result<bool> {
+    match Plan::resolve(cfg, profile, None) {
+        Ok(plan) => session::clear_plan(&plan),
+        Err(_) => session::clear(profile),
+    }
 }

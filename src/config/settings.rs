@@ -75,6 +75,12 @@ pub struct ProfileSettings {
     pub mfa: Option<OneOrMany>,
     pub keys: Option<String>,
     pub session_ttl: Option<String>,
+    /// Labels of the key id and secret in a 1Password item or OpenBao secret.
+    pub key_fields: Option<Vec<String>>,
+    /// `ykman --device SERIAL`, for several YubiKeys.
+    pub ykman_device: Option<String>,
+    /// `openbao-aws:MOUNT/ROLE`: STS credentials straight from OpenBao, no MFA.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,10 +99,7 @@ impl OneOrMany {
     }
 }
 
-// OpenBao settings are accepted now so that one file serves every feature;
-// the secret sources that read them come with OpenBao support.
-#[allow(dead_code)]
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenBaoSettings {
     pub address: Option<String>,

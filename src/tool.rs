@@ -1,0 +1,102 @@
+//! Running the helper tools MFA codes and keys come from (mfa_process, ykman,
+//! op): stdout captured, stderr shown to the person *and* kept so failures can
+//! be explained, stdin on the terminal, and a time limit so a tool waiting on a
+//! touch or an unlock dialog can never hang awsmfa.
+
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use zeroize::Zeroizing;
+
+use crate::tty::Tty;
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Zeroizing<Vec<u8>>,
+    /// What the tool said on stderr (it was also shown as it came).
+    pub stderr: String,
+}
+
+/// ykman waits ~15 s for a touch, 1Password for a biometric approval: a minute
+/// covers a person. `AWSMFA_TOOL_TIMEOUT` (seconds) overrides it.
+pub fn timeout() -> Duration {
+    std::env::var("AWSMFA_TOOL_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
+/// Runs `cmd` to completion or until the time limit. `what` names it in messages.
+pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
+    let tty = Tty::open().ok();
+    // A tool that asks for a PIN reads the terminal; "Touch your YubiKey" must
+    // reach the person even when an SDK captures awsmfa's own stderr.
+    match &tty {
+        Some(t) => cmd.stdin(t.file()?),
+        None => cmd.stdin(Stdio::null()),
+    };
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    for var in crate::exec::CREDENTIAL_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {what}"))?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+
+    let (out_tx, out_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Zeroizing::new(Vec::new());
+        let _ = stdout.read_to_end(&mut buf);
+        let _ = out_tx.send(buf);
+    });
+    let (err_tx, err_rx) = mpsc::channel();
+    let mut echo: Box<dyn Write + Send> = match tty.as_ref().and_then(|t| t.file().ok()) {
+        Some(file) => Box::new(file),
+        None => Box::new(std::io::stderr()),
+    };
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = stderr.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            let _ = echo.write_all(&chunk[..n]);
+            if kept.len() < 8192 {
+                kept.extend_from_slice(&chunk[..n]);
+            }
+        }
+        let _ = err_tx.send(String::from_utf8_lossy(&kept).into_owned());
+    });
+
+    let limit = timeout();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{what} did not finish within {}s and was stopped",
+                limit.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // A grandchild may still hold the pipes open; don't wait on it for long.
+    let grace = Duration::from_millis(500);
+    let stdout = out_rx.recv_timeout(grace).unwrap_or_default();
+    let stderr = err_rx.recv_timeout(grace).unwrap_or_default();
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
