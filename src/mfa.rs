@@ -131,10 +131,11 @@ fn check(code: SecretString, source: &Source) -> anyhow::Result<SecretString> {
         return Ok(SecretString::from(text.to_string()));
     }
     // What it printed is not shown: it may be a code, or worse.
-    bail!(
-        "{} gave something other than a 6-digit code",
-        source.describe()
-    )
+    let what = match source {
+        Source::Process(_) => "mfa_process".to_string(),
+        other => other.describe(),
+    };
+    bail!("{what} gave something other than a 6-digit code")
 }
 
 fn from_prompt(req: &Request) -> anyhow::Result<SecretString> {
@@ -198,8 +199,16 @@ fn from_ykman(account: &str, req: &Request) -> anyhow::Result<SecretString> {
         return Ok(stdout_secret(&out));
     }
     let said = out.stderr.to_lowercase();
+    let several_keys;
     let hint = if said.contains("no yubikey") || said.contains("no device") {
         "no YubiKey found: plug it in"
+    } else if said.contains("multiple yubikeys") {
+        // ykman: "Multiple YubiKeys detected. Use --device SERIAL …"
+        several_keys = format!(
+            "several YubiKeys are plugged in: choose one with `ykman_device = \"SERIAL\"` under [profiles.{}] in config.toml (serials: `ykman list --serials`)",
+            req.profile
+        );
+        several_keys.as_str()
     } else if said.contains("multiple") {
         "several OATH accounts match: name the exact one, e.g. mfa = \"ykman:ISSUER:NAME\" (see `ykman oath accounts list`)"
     } else if said.contains("touch") || said.contains("timed out") || said.contains("timeout") {

@@ -95,7 +95,7 @@ impl Plan {
         seen.push(name.to_string());
         let p = cfg.aws.require(name)?;
         let at = format!("{}:{}", paths::display(&cfg.aws.path), p.line);
-        let region = p
+        let mut region = p
             .region
             .clone()
             .or_else(|| env_nonempty("AWS_REGION"))
@@ -120,11 +120,15 @@ impl Plan {
         } else if let Some(role_arn) = &p.role_arn {
             let Some(source_name) = &p.source_profile else {
                 bail!(
-                    "{at}: profile {name} has role_arn but no source_profile; awsmfa assumes roles with a source profile's MFA session: add `source_profile = NAME`"
+                    "{at}: profile {name} has role_arn but no source_profile\n  awsmfa assumes roles with a source profile's MFA session: add `source_profile = NAME`"
                 );
             };
             let serial = p.mfa_serial.as_deref().or(serial_from_role);
             let source = Self::resolve_inner(cfg, source_name, None, serial, seen)?;
+            // A role profile often names only the role; its commands still need a region.
+            if region.is_none() {
+                region.clone_from(&source.region);
+            }
             Kind::Role {
                 source: Box::new(source),
                 role_arn: role_arn.clone(),
@@ -137,7 +141,7 @@ impl Plan {
         } else {
             let Some(serial) = serial_from_role.or(p.mfa_serial.as_deref()) else {
                 bail!(
-                    "{at}: profile {name} has no mfa_serial, and awsmfa only mints MFA sessions; add\n    mfa_serial = arn:aws:iam::ACCOUNT_ID:mfa/DEVICE_NAME\n  under [profile {name}] (the ARN is on the IAM console's \"Security credentials\" tab)"
+                    "{at}: profile {name} has no mfa_serial (awsmfa mints MFA sessions)\n  add under [profile {name}]:\n    mfa_serial = arn:aws:iam::ACCOUNT_ID:mfa/DEVICE_NAME\n  (the ARN is on the IAM console's \"Security credentials\" tab)"
                 );
             };
             let config_file = cfg.settings.path.display();
@@ -159,6 +163,11 @@ impl Plan {
                     None => vec![mfa::Source::Prompt],
                 },
             };
+            if mfa.is_empty() {
+                bail!(
+                    "{config_file}: [profiles.{name}] mfa is an empty list; name at least one source, e.g. mfa = [\"prompt\"]"
+                );
+            }
             let ttl = match (duration, settings.and_then(|s| s.session_ttl.as_deref())) {
                 (Some(d), _) => d,
                 (None, Some(text)) => time::parse_duration(text)
@@ -299,10 +308,18 @@ struct CachedRef<'a> {
 /// The session for `plan`: cached when more than `refresh_before` remains,
 /// otherwise minted — at most once across all concurrent awsmfa processes.
 pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
-    let store = Store::for_sessions()?;
+    let store = match Store::for_sessions() {
+        Ok(store) => Some(store),
+        Err(e) => {
+            // Without a cache every command asks for MFA, but it still runs.
+            crate::log::warn(format_args!("sessions will not be cached: {e:#}"));
+            None
+        }
+    };
+    let store = store.as_ref();
     let fp = plan.fingerprint();
-    let fresh = refresh_before.as_secs();
-    if let Some(creds) = lookup(&store, plan, &fp, fresh) {
+    let fresh = refresh_window(plan, refresh_before).as_secs();
+    if let Some(creds) = lookup(store, plan, &fp, fresh) {
         crate::debug!(
             "session for {}: cache hit, {} left",
             plan.profile,
@@ -315,14 +332,14 @@ pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
         &format!("a session for {}", plan.profile),
     )?;
     // Whoever held the lock before us may have just minted it.
-    if let Some(creds) = lookup(&store, plan, &fp, fresh) {
+    if let Some(creds) = lookup(store, plan, &fp, fresh) {
         crate::debug!("session for {}: minted by another awsmfa", plan.profile);
         return Ok(creds);
     }
     let creds = match mint(plan, refresh_before) {
         Ok(creds) => creds,
         Err(e) => {
-            if let Some(old) = lookup(&store, plan, &fp, LAST_RESORT) {
+            if let Some(old) = lookup(store, plan, &fp, LAST_RESORT) {
                 crate::log::warn(format_args!(
                     "{e:#}\n  using the cached session for {}, which expires in {}",
                     plan.profile,
@@ -333,14 +350,29 @@ pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
             return Err(e);
         }
     };
-    if let Err(e) = save(&store, plan, &fp, &creds) {
+    if let Some(store) = store
+        && let Err(e) = save(store, plan, &fp, &creds)
+    {
         // The command can still run; only the next one will ask for MFA again.
         crate::log::warn(format_args!("could not cache the session: {e:#}"));
     }
     Ok(creds)
 }
 
-fn lookup(store: &Store, plan: &Plan, fp: &str, min_left: u64) -> Option<Creds> {
+/// `refresh_before`, but never more than half the session's requested life: a
+/// session of 15m (or any TTL up to `refresh_before`) would otherwise be due
+/// for refresh the moment it is minted, costing an MFA code on every call and
+/// one per waiting process after the lock.
+fn refresh_window(plan: &Plan, refresh_before: Duration) -> Duration {
+    match &plan.kind {
+        Kind::Mfa { ttl, .. } => refresh_before.min(*ttl / 2),
+        Kind::Role { duration, .. } => refresh_before.min(*duration / 2),
+        _ => refresh_before,
+    }
+}
+
+fn lookup(store: Option<&Store>, plan: &Plan, fp: &str, min_left: u64) -> Option<Creds> {
+    let store = store?;
     let name = entry_name(&plan.profile, fp);
     let blob = match store.get(&name) {
         Ok(Some(blob)) => blob,

@@ -48,11 +48,22 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
     let mut stdout = child.stdout.take().context("no stdout")?;
     let mut stderr = child.stderr.take().context("no stderr")?;
 
-    let (out_tx, out_rx) = mpsc::channel();
+    // Chunk by chunk, so what the tool printed is ours even if its pipe never closes.
+    let (out_tx, out_rx) = mpsc::channel::<Zeroizing<Vec<u8>>>();
     std::thread::spawn(move || {
-        let mut buf = Zeroizing::new(Vec::new());
-        let _ = stdout.read_to_end(&mut buf);
-        let _ = out_tx.send(buf);
+        let mut chunk = Zeroizing::new([0u8; 1024]);
+        loop {
+            match stdout.read(&mut chunk[..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if out_tx.send(Zeroizing::new(chunk[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
     });
     let (err_tx, err_rx) = mpsc::channel();
     let mut echo: Box<dyn Write + Send> = match tty.as_ref().and_then(|t| t.file().ok()) {
@@ -90,9 +101,14 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    // A grandchild may still hold the pipes open; don't wait on it for long.
+    // A grandchild (an agent the tool started) may still hold the pipes open;
+    // don't wait on it for long, and keep what the tool itself printed.
     let grace = Duration::from_millis(500);
-    let stdout = out_rx.recv_timeout(grace).unwrap_or_default();
+    let until = Instant::now() + grace;
+    let mut stdout = Zeroizing::new(Vec::new());
+    while let Ok(chunk) = out_rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        stdout.extend_from_slice(&chunk);
+    }
     let stderr = err_rx.recv_timeout(grace).unwrap_or_default();
     Ok(Output {
         status,

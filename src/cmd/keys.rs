@@ -73,11 +73,12 @@ pub fn remove(profile: &str, yes: bool) -> anyhow::Result<()> {
             bail!("nothing removed");
         }
     }
-    let had_key = keys::delete(profile)?;
+    // Sessions first: their fingerprints include the stamp of the key.
     let mut cleared = 0;
     for p in super::dependents(&cfg, profile) {
-        cleared += usize::from(session::clear(&p)?);
+        cleared += usize::from(super::list::clear_one(&cfg, &p)?);
     }
+    let had_key = keys::delete(profile)?;
     if !had_key && cleared == 0 {
         bail!("profile {profile} has no stored key and no cached session");
     }

@@ -79,7 +79,20 @@ fn row(cfg: &Config, name: &str) -> Row {
 
 pub fn list(json: bool) -> anyhow::Result<()> {
     let cfg = Config::load()?;
-    let rows: Vec<Row> = cfg.aws.names().map(|name| row(&cfg, name)).collect();
+    // `[default]` and the credential_process consumer profiles the README
+    // recommends are not awsmfa profiles gone wrong: `doctor` skips them too.
+    let rows: Vec<Row> = cfg
+        .aws
+        .profiles
+        .iter()
+        .filter(|p| {
+            p.mfa_serial.is_some()
+                || p.role_arn.is_some()
+                || cfg.settings.profile(&p.name).is_some()
+                || cfg.settings.roots.values().any(|r| r.profile == p.name)
+        })
+        .map(|p| row(&cfg, &p.name))
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -163,7 +176,7 @@ pub fn clear(profile: Option<&str>) -> anyhow::Result<()> {
 
 /// By the current configuration's fingerprint too, so that damaged metadata
 /// cannot hide a cached session from `clear`.
-fn clear_one(cfg: &Config, profile: &str) -> anyhow::Result<bool> {
+pub(super) fn clear_one(cfg: &Config, profile: &str) -> anyhow::Result<bool> {
     match Plan::resolve(cfg, profile, None) {
         Ok(plan) => session::clear_plan(&plan),
         Err(_) => session::clear(profile),

@@ -114,25 +114,42 @@ pub fn status(json: bool) -> anyhow::Result<()> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-        return Ok(());
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&status)?));
     }
-    println!("directory  {}", status.directory);
+    let mut text = String::new();
+    macro_rules! out {
+        ($($arg:tt)*) => {{
+            text.push_str(&format!($($arg)*));
+            text.push('\n');
+        }};
+    }
+    out!("directory  {}", status.directory);
     match (&status.root, &status.profile) {
         (Some(root), Some(profile)) => {
-            println!("root       {}  ({})", root.dir, root.matched_by);
-            println!("profile    {profile}");
-            println!("secrets    {}", status.secrets.as_deref().unwrap_or("none"));
-            println!("wraps      {}", status.wrap.join(" "));
-            println!("session    {}", status.session.describe());
+            out!("root       {}  ({})", root.dir, root.matched_by);
+            out!("profile    {profile}");
+            out!("secrets    {}", status.secrets.as_deref().unwrap_or("none"));
+            out!("wraps      {}", status.wrap.join(" "));
+            out!("session    {}", status.session.describe());
         }
         _ => match (&status.unmapped_root, &status.hint) {
             (Some(dir), Some(hint)) => {
-                println!("root       none: {dir} looks like an OpenTofu root but is not mapped");
-                println!("           {hint}");
+                out!("root       none: {dir} looks like an OpenTofu root but is not mapped");
+                out!("           {hint}");
             }
-            _ => println!("root       none (no OpenTofu root mapped here or above)"),
+            _ => out!("root       none (no OpenTofu root mapped here or above)"),
         },
     }
-    Ok(())
+    print_stdout(&text)
+}
+
+/// Writes `text` to stdout. A reader that went away (`awsmfa status | head -1`)
+/// is not an error: the rest was not wanted.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => Ok(result?),
+    }
 }

@@ -195,6 +195,17 @@ impl Settings {
         }
         for (key, root) in raw.roots {
             let line = line_of(text, root.span().start);
+            // A path is looked up as written: a relative one (or `~user/…`)
+            // would silently never match.
+            if (key.contains('/') || key.starts_with('~'))
+                && !(key.starts_with('/') || key.starts_with("~/") || key == "~")
+            {
+                bail!(
+                    "{}:{line}: [roots.\"{key}\"]: a path must start with / or ~/ \
+                     (a name without / matches any directory of that name)",
+                    path.display()
+                );
+            }
             let root = root.into_inner();
             settings
                 .roots
@@ -337,6 +348,13 @@ keys = "keyring"
         let e = parse("wrap = [\"ok\", \"rm -rf\"]\n").unwrap_err();
         assert!(
             e.to_string().starts_with("/c/config.toml:1: wrap entry"),
+            "{e}"
+        );
+        let e =
+            parse("[roots.a]\nprofile = \"a\"\n[roots.\"src/x\"]\nprofile = \"a\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/c/config.toml:3: [roots.\"src/x\"]: a path must start"),
             "{e}"
         );
         let e = parse("[roots.x]\nprofile = 3\n").unwrap_err();

@@ -333,10 +333,29 @@ pub fn awsmfa_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_awsmfa"))
 }
 
+/// awsmfa's keyutils entries are linked into the user's persistent keyring, which
+/// outlives the test by days (and, for a non-root user, has a quota of 200 keys):
+/// every entry under this Env's unique service name is invalidated.
+fn purge_keyutils_entries(service: &str) {
+    let script = r#"p=$(keyctl get_persistent @s 2>/dev/null) || exit 0
+for id in $(keyctl rlist "$p" 2>/dev/null); do
+  case "$(keyctl rdescribe "$id" 2>/dev/null)" in
+    *"@$1") keyctl invalidate "$id" >/dev/null 2>&1 ;;
+  esac
+done"#;
+    // Only a process that possesses the persistent keyring (through a session
+    // keyring it is linked into) may invalidate what is in it.
+    let _ = Command::new("keyctl")
+        .args(["session", "-", "sh", "-c", script, "purge", service])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
-        // Keyring entries are left to the kernel: they are namespaced by the
-        // unique service name and die with the session keyring.
+        purge_keyutils_entries(&self.service);
         if std::env::var_os("AWSMFA_KEEP_TMP").is_some_and(|v| !v.is_empty()) {
             eprintln!("AWSMFA_KEEP_TMP: kept {}", self.root.display());
         } else {

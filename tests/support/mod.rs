@@ -27,7 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use env::Env;
 pub use http::{HttpResponse, http_request, sts_request};
 pub use peers::{
-    Moto, SecretService, aws_cli_v2, keyutils_available, require, require_all, venv_python,
+    BaoAudit, Moto, OpenBao, SecretService, aws_cli_v2, keyutils_available, require, require_all,
+    venv_python,
 };
 pub use process::{OutputExt, assert_code, assert_fail, assert_ok, run_with_timeout};
 pub use pty::{Pty, PtyOpts};

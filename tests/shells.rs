@@ -1,0 +1,1060 @@
+//! awsmfa in real interactive zsh, bash and fish, each on its own terminal
+//! (`support::Pty`) with an isolated HOME whose rc file evals `awsmfa init`.
+//!
+//! Every test starts its shells with exactly the variables of its `Env` (no
+//! AWS_* at all: the profiles carry `endpoint_url`, and ~/.aws/config is the
+//! default path), the stand-ins `terragrunt` and `tofu` first on PATH, then the
+//! awsmfa binary's directory. Commands typed into a shell are followed by a
+//! `printf` whose output (`SYNC-n`) differs from its echo, so the tests know
+//! when a command finished; the prompt is `<<P:…:P>>` around the awsmfa
+//! segment, so every prompt's segment can be read off the terminal. Results
+//! the assertions look at go to files in the Env (`Shell::capture`).
+
+mod support;
+
+use std::cell::{Cell, RefCell};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use support::*;
+
+const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+const SERIAL: &str = "arn:aws:iam::123456789012:mfa/jacob";
+const KEY_PROXMOX: &str = "AKIASHELLTESTPROX001";
+const SECRET_PROXMOX: &str = "shellsecretproxmox/0123456789abcdefGHIJKLMN";
+const KEY_RUNS_ON: &str = "AKIASHELLTESTRUNS001";
+const SECRET_RUNS_ON: &str = "shellsecretrunson/0123456789abcdefGHIJKLMNO";
+/// The session length both profiles ask for: `44m` right after minting.
+const SESSION_SECS: u64 = 45 * 60;
+/// How long one command in a shell may take before the test fails.
+const T: Duration = TIMEOUT;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Zsh,
+    Bash,
+    Fish,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Zsh => "zsh",
+            Kind::Bash => "bash",
+            Kind::Fish => "fish",
+        }
+    }
+
+    /// The shell, or `None` after the skip/fail rule.
+    fn binary(self) -> Option<PathBuf> {
+        require(
+            &format!("{} (Debian package {})", self.name(), self.name()),
+            which(self.name()),
+        )
+    }
+}
+
+/// Single quotes that mean the same in all three shells (test paths hold no
+/// quote or backslash).
+fn q(s: impl AsRef<Path>) -> String {
+    let s = s.as_ref().to_str().expect("UTF-8 path").to_string();
+    assert!(!s.contains(['\'', '\\']), "unquotable test path {s:?}");
+    format!("'{s}'")
+}
+
+fn standins() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins")
+}
+
+fn awsmfa_dir() -> PathBuf {
+    support::env::awsmfa_bin()
+        .parent()
+        .expect("binary directory")
+        .to_path_buf()
+}
+
+/// The text awsmfa shows for `left` seconds of session (see `shell::prompt`).
+fn ttl_text(left: i64, refresh: i64) -> String {
+    if left <= 0 {
+        return "expired".into();
+    }
+    let mins = left / 60;
+    let text = if mins >= 60 {
+        format!("{}h{:02}m", mins / 60, mins % 60)
+    } else {
+        format!("{mins}m")
+    };
+    if left < refresh { text + "!" } else { text }
+}
+
+/// One test's world: an STS stub, two profiles with stored keys, two mapped
+/// roots and a directory outside any root.
+struct World {
+    env: Env,
+    stub: StsStub,
+    proxmox: PathBuf,
+    runs_on: PathBuf,
+    outside: PathBuf,
+    /// Where `Shell::capture` writes.
+    out: PathBuf,
+}
+
+impl World {
+    fn new() -> Option<World> {
+        if !keyutils_available() {
+            return None;
+        }
+        require("oathtool (Debian package oathtool)", which("oathtool"))?;
+        let stub = StsStub::start();
+        stub.add_user(KEY_PROXMOX, SECRET_PROXMOX)
+            .add_user(KEY_RUNS_ON, SECRET_RUNS_ON)
+            .add_mfa(SERIAL, SEED);
+        let mut env = Env::new();
+        // ~/.aws/config is the default path anyway: the shells get no AWS_* at all.
+        env.unset("AWS_CONFIG_FILE")
+            .unset("AWS_SHARED_CREDENTIALS_FILE")
+            .set("TERM", "xterm")
+            .prepend_path(awsmfa_dir())
+            .prepend_path(standins());
+        let profile = |name: &str| {
+            format!(
+                "[profile {name}]\nregion = eu-central-1\nmfa_serial = {SERIAL}\n\
+                 mfa_process = oathtool --totp -b {SEED}\nsession_ttl = 45m\n\
+                 endpoint_url = {}\n\n",
+                stub.url()
+            )
+        };
+        env.write_aws_config(&(profile("tf-proxmox") + &profile("tf-runs-on")));
+        let w = World {
+            proxmox: env.work.join("tofu-proxmox"),
+            runs_on: env.work.join("tofu-runs-on"),
+            outside: env.work.join("elsewhere"),
+            out: env.root.join("out"),
+            env,
+            stub,
+        };
+        w.write_settings("");
+        for d in [&w.proxmox, &w.runs_on, &w.outside, &w.out] {
+            fs::create_dir_all(d).expect("create test dir");
+        }
+        for (profile, key, secret) in [
+            ("tf-proxmox", KEY_PROXMOX, SECRET_PROXMOX),
+            ("tf-runs-on", KEY_RUNS_ON, SECRET_RUNS_ON),
+        ] {
+            let mut cmd = w.env.cmd(["add", profile, "--from-env"]);
+            cmd.env("AWS_ACCESS_KEY_ID", key)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+            assert_ok(&w.env.run_cmd(cmd));
+        }
+        Some(w)
+    }
+
+    /// config.toml: `top` (top-level keys), then the two roots.
+    fn write_settings(&self, top: &str) {
+        self.env.write_awsmfa_config(&format!(
+            "{top}\n[roots.tofu-proxmox]\nprofile = \"tf-proxmox\"\n\n\
+             [roots.tofu-runs-on]\nprofile = \"tf-runs-on\"\n"
+        ));
+    }
+
+    fn get_session_tokens(&self) -> usize {
+        self.stub.calls("GetSessionToken")
+    }
+
+    /// Every secret that must never reach the shell or the disk.
+    fn secrets(&self) -> Vec<String> {
+        let mut s = self.stub.issued_secrets();
+        s.push(SECRET_PROXMOX.into());
+        s.push(SECRET_RUNS_ON.into());
+        s
+    }
+}
+
+/// Lines added to the rc file around `awsmfa init`.
+#[derive(Default)]
+struct Rc {
+    before: String,
+    after: String,
+}
+
+impl Rc {
+    fn before(text: &str) -> Rc {
+        Rc {
+            before: text.into(),
+            ..Rc::default()
+        }
+    }
+}
+
+struct Shell<'w> {
+    kind: Kind,
+    w: &'w World,
+    pty: Pty,
+    n: Cell<u32>,
+    /// The awsmfa segment of the last prompt seen.
+    segment: RefCell<String>,
+}
+
+impl<'w> Shell<'w> {
+    /// Writes the rc file and starts the interactive shell; `None` when the
+    /// shell is missing (after the skip/fail rule).
+    fn start(w: &'w World, kind: Kind, rc: Rc) -> Option<Shell<'w>> {
+        let bin = kind.binary()?;
+        let Rc { before, after } = rc;
+        match kind {
+            Kind::Bash => {
+                w.env.write_file(
+                    w.env.home.join(".bashrc"),
+                    &format!(
+                        "PS1='<<P:${{awsmfa_prompt}}:P>> '\nPS2='> '\n{before}\n\
+                         eval \"$(awsmfa init bash)\"\n{after}\n"
+                    ),
+                );
+            }
+            Kind::Zsh => {
+                w.env.write_file(
+                    w.env.home.join(".zshrc"),
+                    &format!(
+                        "autoload -Uz compinit && compinit -u\nsetopt prompt_subst\n\
+                         PROMPT='<<P:${{awsmfa_prompt}}:P>> '\nRPROMPT=''\n{before}\n\
+                         eval \"$(awsmfa init zsh)\"\n{after}\n"
+                    ),
+                );
+            }
+            Kind::Fish => {
+                w.env.write_file(
+                    w.env.config_home.join("fish/config.fish"),
+                    &format!(
+                        "set -g fish_greeting ''\n{before}\nawsmfa init fish | source\n\
+                         function fish_prompt\n    printf '<<P:%s:P>> ' (awsmfa_prompt_info)\nend\n\
+                         {after}\n"
+                    ),
+                );
+            }
+        }
+        let mut cmd = w.env.command(bin);
+        cmd.arg("-i");
+        let pty = Pty::spawn(
+            cmd,
+            PtyOpts {
+                cols: 200,
+                rows: 50,
+                ..PtyOpts::default()
+            },
+        );
+        let sh = Shell {
+            kind,
+            w,
+            pty,
+            n: Cell::new(0),
+            segment: RefCell::new(String::new()),
+        };
+        sh.pty.expect_ok(":P>>", T);
+        sh.run("true");
+        Some(sh)
+    }
+
+    /// Waits for the next prompt and remembers its segment; returns the
+    /// terminal text up to it.
+    fn next_prompt(&self) -> String {
+        let text = self.pty.expect_ok(":P>>", T);
+        let start = text
+            .rfind("<<P:")
+            .unwrap_or_else(|| panic!("no prompt start in {text:?}"));
+        *self.segment.borrow_mut() = text[start + 4..text.len() - 4].to_string();
+        text
+    }
+
+    /// Types `line` and waits until it ran and the next prompt is shown.
+    /// Returns what the terminal showed meanwhile (echo included).
+    fn run(&self, line: &str) -> String {
+        let n = self.n.get() + 1;
+        self.n.set(n);
+        self.pty
+            .send_line(&format!("{line}; printf '%s-%s\\n' SYNC {n}"));
+        let mut seen = self.pty.expect_ok(&format!("SYNC-{n}\r\n"), T);
+        seen.push_str(&self.next_prompt());
+        seen
+    }
+
+    /// Types `line` alone (so `$?` is its status when the prompt hooks run)
+    /// and waits for the next prompt.
+    fn run_bare(&self, line: &str) -> String {
+        self.pty.send_line(line);
+        self.next_prompt()
+    }
+
+    /// Runs `cmd` with stdout and stderr into a file; returns the file.
+    fn capture(&self, cmd: &str) -> String {
+        let file = self
+            .w
+            .out
+            .join(format!("{}-{}", self.kind.name(), self.n.get() + 1));
+        let line = match self.kind {
+            Kind::Bash | Kind::Zsh => format!("{{ {cmd}; }} >{} 2>&1", q(&file)),
+            Kind::Fish => format!("begin; {cmd}; end >{} 2>&1", q(&file)),
+        };
+        self.run(&line);
+        fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    }
+
+    /// Drops whatever is on the command line (Ctrl-U clears it in all three
+    /// shells; Ctrl-C does not redraw the prompt in fish) and resynchronises.
+    fn abandon_line(&self) {
+        self.pty.send("\x15");
+        self.run("true");
+    }
+
+    fn cd(&self, dir: &Path) -> String {
+        self.run(&format!("cd {}", q(dir)))
+    }
+
+    fn segment(&self) -> String {
+        self.segment.borrow().clone()
+    }
+
+    /// `type NAME` says it is a function (and, for awsmfa's, what it runs).
+    fn is_function(&self, name: &str) -> bool {
+        let out = self.capture(&format!("type {name}"));
+        let yes = match self.kind {
+            Kind::Bash => out.starts_with(&format!("{name} is a function")),
+            Kind::Zsh => out.starts_with(&format!("{name} is a shell function")),
+            Kind::Fish => out.starts_with(&format!("{name} is a function")),
+        };
+        if self.kind == Kind::Fish {
+            let q = self.capture(&format!(
+                "functions -q {name}; and echo defined; or echo undefined"
+            ));
+            assert_eq!(
+                q.trim() == "defined",
+                yes,
+                "type and functions -q disagree: {out}"
+            );
+        }
+        yes
+    }
+}
+
+/// `type terragrunt` found the stand-in on PATH (bash says `hashed (PATH)`
+/// once it ran).
+#[track_caller]
+fn assert_is_file(type_output: &str, path: &str) {
+    let t = type_output.trim();
+    assert!(
+        t == format!("terragrunt is {path}") || t == format!("terragrunt is hashed ({path})"),
+        "{t:?} is not the file {path}"
+    );
+}
+
+/// `who: AWS_ACCESS_KEY_ID=… AWSMFA_PROFILE=…` from a stand-in's output.
+fn seen(out: &str, who: &str) -> (String, String) {
+    let prefix = format!("{who}: AWS_ACCESS_KEY_ID=");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {who} line in {out:?}"));
+    let rest = &line[prefix.len()..];
+    let (key, profile) = rest
+        .split_once(" AWSMFA_PROFILE=")
+        .unwrap_or_else(|| panic!("malformed {line:?}"));
+    (key.to_string(), profile.to_string())
+}
+
+/// Runs `terragrunt plan` and checks both stand-ins ran under `profile` with
+/// one and the same session key; returns that key id.
+#[track_caller]
+fn plan_under(sh: &Shell, cmd: &str, profile: &str) -> String {
+    let out = sh.capture(cmd);
+    let (tg_key, tg_profile) = seen(&out, "terragrunt");
+    let (tofu_key, tofu_profile) = seen(&out, "tofu");
+    assert_eq!(tg_profile, profile, "{out}");
+    assert_eq!(tofu_profile, profile, "{out}");
+    assert!(tg_key.starts_with("ASIA"), "not a session key: {out}");
+    assert_eq!(
+        tofu_key, tg_key,
+        "tofu got another session than terragrunt: {out}"
+    );
+    assert!(
+        sh.w.stub.issued().iter().any(|i| i.access_key_id == tg_key),
+        "{tg_key} was not issued by the stub"
+    );
+    tg_key
+}
+
+#[track_caller]
+fn plan_without_credentials(sh: &Shell, cmd: &str) {
+    let out = sh.capture(cmd);
+    assert_eq!(
+        seen(&out, "terragrunt"),
+        ("none".into(), "none".into()),
+        "{out}"
+    );
+    assert_eq!(seen(&out, "tofu"), ("none".into(), "none".into()), "{out}");
+}
+
+// --- wrappers follow the directory ------------------------------------------------
+
+fn wrappers_follow_the_directory(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    let standin = standins().join("terragrunt");
+    let standin = standin.to_str().unwrap();
+
+    // Outside a root: the stand-in on PATH, no credentials.
+    assert!(!sh.is_function("terragrunt"));
+    assert_is_file(&sh.capture("type terragrunt"), standin);
+    plan_without_credentials(&sh, "terragrunt plan");
+
+    // In the root: functions that run awsmfa exec.
+    let shown = sh.cd(&w.proxmox);
+    assert!(!shown.contains("rror"), "cd printed an error: {shown}");
+    assert!(sh.is_function("terragrunt"));
+    assert!(sh.is_function("tofu"));
+    assert!(sh.is_function("terraform"));
+    let body = sh.capture(match kind {
+        Kind::Zsh => "functions terragrunt",
+        _ => "type terragrunt",
+    });
+    assert!(body.contains("exec -- terragrunt"), "{body}");
+    assert_eq!(w.get_session_tokens(), 0, "cd alone must not mint");
+
+    // terragrunt and the tofu it runs share one session.
+    let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    assert_eq!(w.get_session_tokens(), 1);
+    let first = w.stub.requests();
+    assert_eq!(first[0].access_key_id.as_deref(), Some(KEY_PROXMOX));
+    // Later commands reuse it: tofu typed directly too.
+    assert_eq!(plan_under(&sh, "terragrunt plan", "tf-proxmox"), key);
+    let out = sh.capture("tofu plan");
+    assert_eq!(
+        seen(&out, "tofu"),
+        (key.clone(), "tf-proxmox".into()),
+        "{out}"
+    );
+    assert_eq!(w.get_session_tokens(), 1);
+
+    // `command` bypasses the function.
+    plan_without_credentials(&sh, "command terragrunt plan");
+    // Scripts do not see the functions.
+    assert_is_file(&sh.capture("sh -c 'type terragrunt'"), standin);
+    let script = w.env.write_script(
+        "script.sh",
+        "#!/bin/bash\necho \"kind: $(type -t terragrunt)\"\nterragrunt plan\n",
+    );
+    let out = sh.capture(&q(&script));
+    assert!(out.starts_with("kind: file\n"), "{out}");
+    assert_eq!(seen(&out, "terragrunt").0, "none", "{out}");
+    assert_eq!(seen(&out, "tofu").0, "none", "{out}");
+
+    // The other root: its profile, its own session.
+    sh.cd(&w.runs_on);
+    assert!(sh.is_function("terragrunt"));
+    let key2 = plan_under(&sh, "terragrunt plan", "tf-runs-on");
+    assert_ne!(key2, key);
+    assert_eq!(w.get_session_tokens(), 2);
+    assert_eq!(
+        w.stub.requests().last().unwrap().access_key_id.as_deref(),
+        Some(KEY_RUNS_ON)
+    );
+    // And back: the first session, still cached.
+    sh.cd(&w.proxmox);
+    assert_eq!(plan_under(&sh, "terragrunt plan", "tf-proxmox"), key);
+    // A subdirectory belongs to the root.
+    let sub = w.proxmox.join("modules/vm");
+    fs::create_dir_all(&sub).unwrap();
+    sh.cd(&sub);
+    assert_eq!(plan_under(&sh, "terragrunt plan", "tf-proxmox"), key);
+    assert_eq!(w.get_session_tokens(), 2);
+
+    // Out: the functions are gone.
+    sh.cd(&w.outside);
+    assert!(!sh.is_function("terragrunt"));
+    assert!(!sh.is_function("tofu"));
+    assert_is_file(&sh.capture("type terragrunt"), standin);
+    plan_without_credentials(&sh, "terragrunt plan");
+    assert_eq!(w.get_session_tokens(), 2);
+
+    assert_shell_holds_no_secret(&sh);
+}
+
+/// Dumps every variable the shell has (exported or not) into files and checks
+/// that no secret is in them or anywhere else on disk, that no session key id
+/// is in a variable, and that the shell exports no AWS_* at all.
+fn assert_shell_holds_no_secret(sh: &Shell) {
+    let w = sh.w;
+    let dumps: &[&str] = match sh.kind {
+        Kind::Bash => &["set", "env", "export -p", "declare -p"],
+        Kind::Zsh => &["set", "env", "export -p", "typeset -p"],
+        Kind::Fish => &["set -S", "set", "set -x", "env"],
+    };
+    let mut all = String::new();
+    for cmd in dumps {
+        let text = sh.capture(cmd);
+        assert!(
+            text.contains("HOME"),
+            "`{cmd}` dumped nothing useful: {text}"
+        );
+        all.push_str(&text);
+    }
+    // The dumps really list the shell's own variables.
+    assert!(
+        all.contains("__awsmfa_bin"),
+        "no shell variables in the dumps"
+    );
+    w.env
+        .assert_not_on_disk(&w.secrets().iter().map(String::as_str).collect::<Vec<_>>());
+    for issued in w.stub.issued() {
+        assert!(
+            !all.contains(&issued.access_key_id),
+            "a shell variable holds the session key id {}",
+            issued.access_key_id
+        );
+    }
+    assert!(
+        !w.stub.issued().is_empty(),
+        "nothing was minted to look for"
+    );
+    let n = sh.capture("env | grep -c '^AWS_'");
+    assert_eq!(n.trim(), "0", "the shell exports AWS_* variables");
+}
+
+#[test]
+fn zsh_wrappers_follow_the_directory() {
+    wrappers_follow_the_directory(Kind::Zsh);
+}
+
+#[test]
+fn bash_wrappers_follow_the_directory() {
+    wrappers_follow_the_directory(Kind::Bash);
+}
+
+#[test]
+fn fish_wrappers_follow_the_directory() {
+    wrappers_follow_the_directory(Kind::Fish);
+}
+
+// --- the prompt segment ---------------------------------------------------------------
+
+/// The segment texts possible for `profile`'s minted session between `from`
+/// and now (a minute may turn meanwhile).
+fn expected_segments(w: &World, key: &str, refresh: i64, from: u64) -> Vec<String> {
+    let issued = w
+        .stub
+        .issued()
+        .into_iter()
+        .find(|i| i.access_key_id == key)
+        .expect("issued session");
+    let exp = issued
+        .expiration
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // session_ttl = 45m reached STS.
+    assert!(
+        (from + SESSION_SECS..=unix_now() + SESSION_SECS).contains(&exp),
+        "expiry {exp} is not 45m after {from}"
+    );
+    let exp = exp as i64;
+    let mut texts = vec![
+        ttl_text(exp - from as i64, refresh),
+        ttl_text(exp - unix_now() as i64, refresh),
+    ];
+    texts.dedup();
+    texts
+}
+
+#[track_caller]
+fn assert_segment_in(what: &str, got: &str, profile: &str, ttls: &[String]) {
+    let allowed: Vec<String> = ttls.iter().map(|t| format!("{profile} {t}")).collect();
+    assert!(
+        allowed.iter().any(|a| a == got),
+        "{what}: {got:?}, expected one of {allowed:?}"
+    );
+}
+
+fn prompt_segment(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    // Outside a root: nothing, from the shell and from the process.
+    assert_eq!(sh.segment(), "");
+    assert_eq!(sh.capture("awsmfa prompt"), "");
+
+    // In the root, before any session.
+    sh.cd(&w.proxmox);
+    assert_eq!(sh.segment(), "tf-proxmox ·");
+    assert_eq!(sh.capture("awsmfa prompt"), "tf-proxmox ·\n");
+    assert_eq!(
+        sh.capture("awsmfa prompt --format '{profile}:{ttl}'"),
+        "tf-proxmox:·\n"
+    );
+
+    // After a wrapped command: the session's time left.
+    let from = unix_now();
+    let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    let ttls = expected_segments(&w, &key, 15 * 60, from);
+    // 45m within the second it was minted, 44m after.
+    assert!(["45m", "44m"].contains(&ttls[0].as_str()), "{ttls:?}");
+    assert_segment_in("prompt", &sh.segment(), "tf-proxmox", &ttls);
+    // A bare Enter redraws the same segment.
+    sh.run_bare("");
+    assert_segment_in("prompt after Enter", &sh.segment(), "tf-proxmox", &ttls);
+    let process = sh.capture("awsmfa prompt");
+    assert_segment_in(
+        "awsmfa prompt",
+        process.strip_suffix('\n').unwrap_or(&process),
+        "tf-proxmox",
+        &ttls,
+    );
+    let formatted = sh.capture("awsmfa prompt --format '{profile}:{ttl}'");
+    let formatted = formatted.trim_end().replacen(':', " ", 1);
+    assert_segment_in("--format", &formatted, "tf-proxmox", &ttls);
+
+    // `awsmfa clear`: no session again.
+    sh.run("awsmfa clear");
+    assert_eq!(sh.segment(), "tf-proxmox ·");
+    assert_eq!(sh.capture("awsmfa prompt"), "tf-proxmox ·\n");
+
+    // Out of the root: empty again.
+    sh.cd(&w.outside);
+    assert_eq!(sh.segment(), "");
+    assert_eq!(sh.capture("awsmfa prompt"), "");
+
+    // refresh_before longer than what is left: the `!` mark. The hook reads it
+    // when entering the root.
+    w.write_settings("refresh_before = \"50m\"");
+    sh.cd(&w.proxmox);
+    assert_eq!(sh.segment(), "tf-proxmox ·");
+    let from = unix_now();
+    let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    let ttls = expected_segments(&w, &key, 50 * 60, from);
+    assert!(["45m!", "44m!"].contains(&ttls[0].as_str()), "{ttls:?}");
+    assert_segment_in(
+        "prompt with refresh due",
+        &sh.segment(),
+        "tf-proxmox",
+        &ttls,
+    );
+    let process = sh.capture("awsmfa prompt");
+    assert_segment_in(
+        "awsmfa prompt with refresh due",
+        process.trim_end(),
+        "tf-proxmox",
+        &ttls,
+    );
+
+    // The other root shows its own profile.
+    sh.cd(&w.runs_on);
+    assert_eq!(sh.segment(), "tf-runs-on ·");
+}
+
+#[test]
+fn zsh_prompt_segment() {
+    prompt_segment(Kind::Zsh);
+}
+
+#[test]
+fn bash_prompt_segment() {
+    prompt_segment(Kind::Bash);
+}
+
+#[test]
+fn fish_prompt_segment() {
+    prompt_segment(Kind::Fish);
+}
+
+// --- the prompt path starts no process (zsh, bash) -------------------------------------
+
+/// `cminflt` of `pid` (/proc/PID/stat field 11): the minor page faults of its
+/// waited-for children. Every child process a shell starts and reaps (an
+/// external command, a `$(…)` subshell, a pipeline) adds to it, since a new
+/// process cannot run without faulting pages in; nothing else does.
+fn children_faults(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    // `after` starts at field 3 (state); cminflt is field 11.
+    after.split(' ').nth(8).unwrap().parse().unwrap()
+}
+
+/// How the test knows: (1) the shell's children's page-fault counter does not
+/// move over several prompts (any forked process would move it; a control
+/// command shows it does); (2) a counting wrapper installed as the hook's
+/// `__awsmfa_bin` logs no call per prompt and exactly one per directory change
+/// — and the init script names the real binary only in that one assignment
+/// (zsh: plus clap's <TAB> registration), so no hook can call awsmfa by
+/// another path.
+fn prompt_starts_no_process(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let bin = support::env::awsmfa_bin();
+    let init = w.env.run_ok(["init", kind.name()]).stdout_str();
+    let hooks = init.split("if (( $+functions[compdef] ))").next().unwrap();
+    assert_eq!(
+        hooks.matches(bin.to_str().unwrap()).count(),
+        1,
+        "the binary's path outside `__awsmfa_bin=`:\n{init}"
+    );
+    let log = w.env.root.join("awsmfa-calls");
+    let counter = w.env.write_script(
+        "bin/counting-awsmfa",
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+            q(&log),
+            q(&bin)
+        ),
+    );
+    let rc = Rc {
+        after: format!("__awsmfa_bin={}", q(&counter)),
+        ..Rc::default()
+    };
+    let Some(sh) = Shell::start(&w, kind, rc) else {
+        return;
+    };
+    let calls = || fs::read_to_string(&log).map_or(0, |s| s.lines().count());
+
+    sh.cd(&w.proxmox);
+    plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    let segment = sh.segment();
+    assert!(segment.starts_with("tf-proxmox 4"), "{segment}");
+    let calls_before = calls();
+    assert!(calls_before >= 2, "the counting wrapper was not used");
+    let faults = children_faults(sh.pty.pid());
+    for _ in 0..5 {
+        sh.run_bare("");
+        assert_eq!(sh.segment(), segment);
+    }
+    sh.run_bare(":");
+    assert_eq!(
+        children_faults(sh.pty.pid()),
+        faults,
+        "the shell started a process while only showing prompts"
+    );
+    assert_eq!(calls(), calls_before, "awsmfa ran at a prompt");
+
+    // Controls: an external command moves the counter, and a directory change
+    // runs awsmfa exactly once (hook-env).
+    sh.run_bare("/bin/true");
+    let after_true = children_faults(sh.pty.pid());
+    assert!(
+        after_true > faults,
+        "the fault counter does not see children"
+    );
+    sh.run_bare(&format!("cd {}", q(&w.outside)));
+    assert_eq!(calls(), calls_before + 1);
+    assert_eq!(
+        fs::read_to_string(&log).unwrap().lines().last(),
+        Some(format!("hook-env {}", kind.name()).as_str())
+    );
+    assert_eq!(sh.segment(), "");
+    let faults = children_faults(sh.pty.pid());
+    for _ in 0..3 {
+        sh.run_bare("");
+    }
+    assert_eq!(children_faults(sh.pty.pid()), faults);
+    assert_eq!(calls(), calls_before + 1);
+}
+
+#[test]
+fn zsh_prompt_starts_no_process() {
+    prompt_starts_no_process(Kind::Zsh);
+}
+
+#[test]
+fn bash_prompt_starts_no_process() {
+    prompt_starts_no_process(Kind::Bash);
+}
+
+// --- completion ------------------------------------------------------------------------
+
+fn completion(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    match kind {
+        // Two <TAB>s: readline completes the common prefix, then lists.
+        Kind::Bash => sh.pty.send("awsmfa exec \t\t"),
+        // One <TAB>: AUTO_LIST shows the ambiguous candidates.
+        Kind::Zsh => sh.pty.send("awsmfa exec \t"),
+        // The pager lists the candidates under the command line.
+        Kind::Fish => sh.pty.send("awsmfa exec \t"),
+    }
+    let listing = sh.pty.expect_ok("tf-proxmox", T) + &sh.pty.expect_ok("tf-runs-on", T);
+    assert!(!listing.contains("rror"), "{listing}");
+    sh.abandon_line();
+    if kind == Kind::Fish {
+        let out = sh.capture("complete -C 'awsmfa exec '");
+        let names: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
+        assert!(names.contains(&"tf-proxmox"), "{out}");
+        assert!(names.contains(&"tf-runs-on"), "{out}");
+    }
+    // And a prefix narrows it to one, completed on the line.
+    sh.pty.send("awsmfa exec tf-r\t");
+    sh.pty.expect_ok("tf-runs-on", T);
+    sh.abandon_line();
+}
+
+#[test]
+fn zsh_completion_offers_profiles() {
+    completion(Kind::Zsh);
+}
+
+#[test]
+fn bash_completion_offers_profiles() {
+    completion(Kind::Bash);
+}
+
+#[test]
+fn fish_completion_offers_profiles() {
+    completion(Kind::Fish);
+}
+
+// --- the init scripts themselves ---------------------------------------------------------
+
+#[test]
+fn init_scripts_parse_and_pass_shellcheck() {
+    let env = Env::new();
+    let shellcheck = require(
+        "shellcheck (Debian package shellcheck)",
+        which("shellcheck"),
+    );
+    for kind in [Kind::Zsh, Kind::Bash, Kind::Fish] {
+        let Some(bin) = kind.binary() else { continue };
+        let script = env.run_ok(["init", kind.name()]).stdout_str();
+        assert!(script.contains("__awsmfa_hook"), "{script}");
+        assert!(
+            !script.contains("@AWSMFA@"),
+            "unsubstituted template:\n{script}"
+        );
+        let file = env.write_file(format!("init.{}", kind.name()), &script);
+        let mut c = env.command(&bin);
+        c.arg("-n").arg(&file);
+        let out = env.run_cmd(c);
+        assert_ok(&out);
+        assert_eq!(out.stderr_str(), "", "{} -n: {}", kind.name(), out.dump());
+    }
+    let Some(shellcheck) = shellcheck else { return };
+    let direnv = env.run_ok(["direnv"]).stdout_str();
+    assert!(direnv.contains("use_awsmfa()"), "{direnv}");
+    let direnv_file = env.write_file("awsmfa-direnv.sh", &direnv);
+    for file in [env.root.join("init.bash"), direnv_file] {
+        let mut c = env.command(&shellcheck);
+        c.args(["-s", "bash"]).arg(&file);
+        let out = env.run_cmd(c);
+        assert!(
+            out.status.success(),
+            "shellcheck {}:\n{}",
+            file.display(),
+            out.dump()
+        );
+    }
+}
+
+// --- coexistence with the user's own hooks -------------------------------------------------
+
+/// The user's hook records `$?` in `log`: it must see the status of the
+/// command typed, including right after a `cd` into a root (hook-env ran).
+fn assert_status_reaches(sh: &Shell, log: &Path, tag: &str) {
+    let last = || {
+        fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| l.starts_with(tag))
+            .map(String::from)
+    };
+    sh.run_bare("false");
+    assert_eq!(last().as_deref(), Some(format!("{tag} 1").as_str()));
+    sh.run_bare("(exit 7)");
+    assert_eq!(last().as_deref(), Some(format!("{tag} 7").as_str()));
+    sh.run_bare(&format!("cd {}; (exit 5)", q(&sh.w.proxmox)));
+    assert_eq!(last().as_deref(), Some(format!("{tag} 5").as_str()));
+    // awsmfa's hook ran too.
+    assert_eq!(sh.segment(), "tf-proxmox ·");
+    assert!(sh.is_function("terragrunt"));
+    plan_under(sh, "terragrunt plan", "tf-proxmox");
+    sh.run_bare("true");
+    assert_eq!(last().as_deref(), Some(format!("{tag} 0").as_str()));
+    sh.run_bare(&format!("cd {}; (exit 3)", q(&sh.w.outside)));
+    assert_eq!(last().as_deref(), Some(format!("{tag} 3").as_str()));
+    assert_eq!(sh.segment(), "");
+    assert!(!sh.is_function("terragrunt"));
+}
+
+#[test]
+fn bash_keeps_a_prompt_command_string() {
+    let Some(w) = World::new() else { return };
+    let log = w.env.root.join("pc-log");
+    let rc = Rc::before(&format!(
+        "PROMPT_COMMAND='echo \"pc-ran $?\" >> {}'",
+        q(&log)
+    ));
+    let Some(sh) = Shell::start(&w, Kind::Bash, rc) else {
+        return;
+    };
+    let pc = sh.capture("declare -p PROMPT_COMMAND");
+    assert!(
+        pc.starts_with("declare -- PROMPT_COMMAND=\"__awsmfa_hook;echo"),
+        "{pc}"
+    );
+    assert_status_reaches(&sh, &log, "pc-ran");
+}
+
+#[test]
+fn bash_keeps_a_prompt_command_array() {
+    let Some(w) = World::new() else { return };
+    let log = w.env.root.join("pc-log");
+    let rc = Rc::before(&format!(
+        "PROMPT_COMMAND=('echo \"pc-a $?\" >> {log}' 'echo \"pc-b $?\" >> {log}')",
+        log = q(&log)
+    ));
+    let Some(sh) = Shell::start(&w, Kind::Bash, rc) else {
+        return;
+    };
+    let pc = sh.capture("declare -p PROMPT_COMMAND");
+    assert!(
+        pc.starts_with("declare -a PROMPT_COMMAND=([0]=\"__awsmfa_hook\" [1]="),
+        "{pc}"
+    );
+    assert_status_reaches(&sh, &log, "pc-a");
+    // The second element of the array ran on every prompt too.
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        log_text.matches("pc-a ").count(),
+        log_text.matches("pc-b ").count(),
+        "{log_text}"
+    );
+}
+
+#[test]
+fn zsh_keeps_precmd_and_chpwd_functions() {
+    let Some(w) = World::new() else { return };
+    let log = w.env.root.join("hook-log");
+    let rc = Rc {
+        before: format!(
+            "user_precmd() {{ print -r -- \"precmd $?\" >> {log} }}\n\
+             user_chpwd() {{ print -r -- \"chpwd $PWD\" >> {log} }}\n\
+             precmd_functions=(user_precmd)\nchpwd_functions=(user_chpwd)\n",
+            log = q(&log)
+        ),
+        // A hook added after awsmfa's sees the status too.
+        after: format!(
+            "late_precmd() {{ print -r -- \"late $?\" >> {} }}\nprecmd_functions+=(late_precmd)\n",
+            q(&log)
+        ),
+    };
+    let Some(sh) = Shell::start(&w, Kind::Zsh, rc) else {
+        return;
+    };
+    let hooks = sh.capture("print -r -- $precmd_functions / $chpwd_functions");
+    assert_eq!(
+        hooks.trim(),
+        "user_precmd __awsmfa_segment late_precmd / user_chpwd __awsmfa_hook"
+    );
+    assert_status_reaches(&sh, &log, "precmd");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!("chpwd {}\n", w.proxmox.display())),
+        "{text}"
+    );
+    let late: Vec<&str> = text.lines().filter(|l| l.starts_with("late ")).collect();
+    let early: Vec<&str> = text.lines().filter(|l| l.starts_with("precmd ")).collect();
+    assert_eq!(
+        late.iter().map(|l| &l[5..]).collect::<Vec<_>>(),
+        early.iter().map(|l| &l[7..]).collect::<Vec<_>>(),
+        "{text}"
+    );
+}
+
+// --- an alias of a wrapped command -----------------------------------------------------------
+
+fn alias_before_cd(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    sh.run("alias terragrunt='terragrunt --alias-flag'");
+    let shown = sh.cd(&w.proxmox);
+    assert!(!shown.contains("rror"), "cd printed an error: {shown}");
+    assert!(!shown.contains("parse"), "cd printed an error: {shown}");
+    let all = sh.capture(match kind {
+        Kind::Zsh => "whence -wa terragrunt",
+        _ => "type -ta terragrunt",
+    });
+    let kinds: Vec<&str> = all
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap_or(l))
+        .collect();
+    let file = if kind == Kind::Zsh { "command" } else { "file" };
+    assert_eq!(kinds, ["alias", "function", file], "{all}");
+    let out = sh.capture("terragrunt plan");
+    assert!(
+        out.contains("terragrunt: argv: --alias-flag plan\n"),
+        "{out}"
+    );
+    let (key, profile) = seen(&out, "terragrunt");
+    assert_eq!(profile, "tf-proxmox", "{out}");
+    assert!(key.starts_with("ASIA"), "{out}");
+    assert_eq!(seen(&out, "tofu"), (key, profile), "{out}");
+    assert_eq!(w.get_session_tokens(), 1);
+    // Leaving removes the function and leaves the alias alone.
+    sh.cd(&w.outside);
+    let all = sh.capture(match kind {
+        Kind::Zsh => "whence -wa terragrunt",
+        _ => "type -ta terragrunt",
+    });
+    let kinds: Vec<&str> = all
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap_or(l))
+        .collect();
+    assert_eq!(kinds, ["alias", file], "{all}");
+}
+
+#[test]
+fn zsh_alias_does_not_break_the_wrapper() {
+    alias_before_cd(Kind::Zsh);
+}
+
+#[test]
+fn bash_alias_does_not_break_the_wrapper() {
+    alias_before_cd(Kind::Bash);
+}
+
+// --- fish: the wrapper keeps the command's completions ------------------------------------
+
+#[test]
+fn fish_wrapper_keeps_completions() {
+    let Some(w) = World::new() else { return };
+    let rc = Rc::before(
+        "complete -c terragrunt -f -a 'plan apply'\ncomplete -c tofu -f -a 'init validate'",
+    );
+    let Some(sh) = Shell::start(&w, Kind::Fish, rc) else {
+        return;
+    };
+    let candidates = |cmd: &str| {
+        let mut c: Vec<String> = sh
+            .capture(&format!("complete -C '{cmd} '"))
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(candidates("terragrunt"), ["apply", "plan"]);
+    sh.cd(&w.proxmox);
+    assert!(sh.is_function("terragrunt"));
+    assert_eq!(candidates("terragrunt"), ["apply", "plan"]);
+    assert_eq!(candidates("tofu"), ["init", "validate"]);
+    // Interactively too: <TAB> after the wrapped command.
+    sh.pty.send("terragrunt ap\t");
+    sh.pty.expect_ok("apply", T);
+    sh.abandon_line();
+    plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    sh.cd(&w.outside);
+    assert!(!sh.is_function("terragrunt"));
+    assert_eq!(candidates("terragrunt"), ["apply", "plan"]);
+}
