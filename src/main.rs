@@ -41,6 +41,11 @@ impl std::fmt::Display for Exit {
 impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when a reader goes away (`awsmfa list |
+    // head -1`) instead of failing on EPIPE; commands run by `exec` inherit the
+    // default disposition they expect.
+    // SAFETY: no other thread exists yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // At <TAB>, the shell runs `COMPLETE=<shell> awsmfa -- words…`; this answers
     // and exits. Otherwise it costs one environment lookup.
     clap_complete::CompleteEnv::with_factory(cli::Cli::command).complete();

@@ -252,6 +252,12 @@ impl Client {
             return Ok("token valid".into());
         }
         let wrapping = self.wrapping_token()?;
+        if self.role_id.is_none() {
+            // The login would fail on this before it unwraps anything.
+            bail!(
+                "a wrapped SecretID is set, but AppRole login needs `role_id` under [openbao] in config.toml"
+            );
+        }
         let lookup = serde_json::json!({"token": wrapping.expose_secret()});
         let (status, body) = self.call("POST", "sys/wrapping/lookup", None, Some(lookup))?;
         if status != 200 {

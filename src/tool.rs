@@ -92,6 +92,13 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
             break status;
         }
         if start.elapsed() > limit {
+            // `sh -c "a; b"` (mfa_process) runs `a` as its own child: stop
+            // those too, or they outlive awsmfa. Not by process group: the
+            // tool must stay in the terminal's foreground group to prompt.
+            for pid in descendants(child.id()) {
+                // SAFETY: kill(2) on a pid we just found below our child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             let _ = child.kill();
             let _ = child.wait();
             bail!(
@@ -115,4 +122,34 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
         stdout,
         stderr,
     })
+}
+
+/// Every process below `root`, deepest first (Linux: from /proc; elsewhere none).
+fn descendants(root: u32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // (pid, ppid) of every process: the ppid is the field after "(comm)".
+    let links: Vec<(i32, i32)> = dir
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut frontier = vec![i32::try_from(root).unwrap_or(-1)];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &links {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found.reverse();
+    found
 }

@@ -114,7 +114,8 @@ pub fn status(json: bool) -> anyhow::Result<()> {
         }
     }
     if json {
-        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&status)?));
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
     }
     let mut text = String::new();
     macro_rules! out {
@@ -140,16 +141,6 @@ pub fn status(json: bool) -> anyhow::Result<()> {
             _ => out!("root       none (no OpenTofu root mapped here or above)"),
         },
     }
-    print_stdout(&text)
-}
-
-/// Writes `text` to stdout. A reader that went away (`awsmfa status | head -1`)
-/// is not an error: the rest was not wanted.
-pub fn print_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => Ok(result?),
-    }
+    print!("{text}");
+    Ok(())
 }
