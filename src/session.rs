@@ -310,6 +310,7 @@ struct CachedRef<'a> {
 pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
     let store = match Store::for_sessions() {
         Ok(store) => Some(store),
+        Err(e) if e.is::<crate::store::UnknownStore>() => return Err(e),
         Err(e) => {
             // Without a cache every command asks for MFA, but it still runs.
             crate::log::warn(format_args!("sessions will not be cached: {e:#}"));

@@ -36,12 +36,27 @@ impl Backend {
             "secret-service" => Backend::SecretService,
             "keychain" => Backend::Keychain,
             "windows" => Backend::Windows,
-            _ => bail!(
-                "{var}={name} is not a keyring store; use one of: keyutils, secret-service, keychain, windows"
-            ),
+            _ => {
+                return Err(UnknownStore(format!(
+                    "{var}={name} is not a keyring store; use one of: keyutils, secret-service, keychain, windows"
+                ))
+                .into());
+            }
         })
     }
 }
+
+/// A misspelt store name: a mistake to fix, not a store that is down.
+#[derive(Debug)]
+pub struct UnknownStore(String);
+
+impl std::fmt::Display for UnknownStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnknownStore {}
 
 pub struct Store {
     backend: Backend,

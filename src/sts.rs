@@ -97,8 +97,8 @@ fn client(endpoint: &Endpoint, creds: Credentials) -> aws_sdk_sts::Client {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
-                .read_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(30))
+                .read_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(15))
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3));

@@ -16,6 +16,9 @@ use crate::{keys, mfa, openbao, paths, state, tool};
 #[derive(Default)]
 struct Report {
     failures: usize,
+    /// Checking a source that a later one in an MFA list stands in for:
+    /// its problems are warnings, since minting moves on to the next.
+    fallback: bool,
 }
 
 impl Report {
@@ -26,6 +29,12 @@ impl Report {
         println!("warn  {what}\n      → {fix}");
     }
     fn fail(&mut self, what: &str, fix: &str) {
+        if self.fallback {
+            return self.warn(
+                what,
+                &format!("{fix}; until then the next MFA source in the list is used"),
+            );
+        }
         self.failures += 1;
         println!("FAIL  {what}\n      → {fix}");
     }
@@ -114,9 +123,11 @@ pub fn doctor() -> anyhow::Result<()> {
                         check_openbao(&mut r, name, &format!("keys from {path}"), &bao)
                     }
                 }
-                for source in mfa {
+                for (i, source) in mfa.iter().enumerate() {
+                    r.fallback = i + 1 < mfa.len();
                     check_mfa(&mut r, name, source, ykman_device.as_deref(), &bao);
                 }
+                r.fallback = false;
             }
             Kind::Vended { path, .. } => {
                 check_openbao(&mut r, name, &format!("sessions from {path}"), &bao)
