@@ -142,8 +142,9 @@ impl Client {
         let (status, body) = self.call("POST", "sys/wrapping/unwrap", Some(&wrapping), None)?;
         if status != 200 {
             bail!(
-                "OpenBao refused to unwrap the SecretID ({}): the wrapping token was already used or has expired — it may have been intercepted; \
-                 revoke that SecretID and issue a new wrapped one",
+                "OpenBao refused to unwrap the SecretID ({}): the wrapping token was already used or has expired. \
+                 A wrapped SecretID serves exactly one login; if no earlier awsmfa run used this one, it may have been intercepted: \
+                 revoke that SecretID. Either way, hand over a new wrapped one",
                 error_text(&body, status)
             );
         }

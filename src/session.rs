@@ -290,6 +290,9 @@ struct Cached {
     secret_access_key: SecretString,
     session_token: SecretString,
     expiration: u64,
+    /// When it was minted; absent in entries from before it was recorded.
+    #[serde(default)]
+    issued: u64,
 }
 
 // SecretString deliberately has no Serialize; this borrows the exposed values
@@ -303,6 +306,7 @@ struct CachedRef<'a> {
     secret_access_key: &'a str,
     session_token: &'a str,
     expiration: u64,
+    issued: u64,
 }
 
 /// The session for `plan`: cached when more than `refresh_before` remains,
@@ -319,8 +323,18 @@ pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
     };
     let store = store.as_ref();
     let fp = plan.fingerprint();
-    let fresh = refresh_window(plan, refresh_before).as_secs();
-    if let Some(creds) = lookup(store, plan, &fp, fresh) {
+    // Reused while more than `refresh_before` remains, but never asking for more
+    // than half the session's life (as requested, or as OpenBao leased it): a
+    // 15-minute session would otherwise be due the moment it is minted, and cost
+    // an MFA code on every call.
+    let refresh = refresh_before.as_secs();
+    let requested = match &plan.kind {
+        Kind::Mfa { ttl, .. } => Some(ttl.as_secs()),
+        Kind::Role { duration, .. } => Some(duration.as_secs()),
+        Kind::Vended { .. } => None,
+    };
+    let fresh = |lifetime: u64| refresh.min(requested.unwrap_or(lifetime) / 2);
+    if let Some(creds) = lookup(store, plan, &fp, &fresh) {
         crate::debug!(
             "session for {}: cache hit, {} left",
             plan.profile,
@@ -333,14 +347,14 @@ pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
         &format!("a session for {}", plan.profile),
     )?;
     // Whoever held the lock before us may have just minted it.
-    if let Some(creds) = lookup(store, plan, &fp, fresh) {
+    if let Some(creds) = lookup(store, plan, &fp, &fresh) {
         crate::debug!("session for {}: minted by another awsmfa", plan.profile);
         return Ok(creds);
     }
     let creds = match mint(plan, refresh_before) {
         Ok(creds) => creds,
         Err(e) => {
-            if let Some(old) = lookup(store, plan, &fp, LAST_RESORT) {
+            if let Some(old) = lookup(store, plan, &fp, &|_| LAST_RESORT) {
                 crate::log::warn(format_args!(
                     "{e:#}\n  using the cached session for {}, which expires in {}",
                     plan.profile,
@@ -360,19 +374,13 @@ pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
     Ok(creds)
 }
 
-/// `refresh_before`, but never more than half the session's requested life: a
-/// session of 15m (or any TTL up to `refresh_before`) would otherwise be due
-/// for refresh the moment it is minted, costing an MFA code on every call and
-/// one per waiting process after the lock.
-fn refresh_window(plan: &Plan, refresh_before: Duration) -> Duration {
-    match &plan.kind {
-        Kind::Mfa { ttl, .. } => refresh_before.min(*ttl / 2),
-        Kind::Role { duration, .. } => refresh_before.min(*duration / 2),
-        _ => refresh_before,
-    }
-}
-
-fn lookup(store: Option<&Store>, plan: &Plan, fp: &str, min_left: u64) -> Option<Creds> {
+/// The cached session, if it has more than `min_left(its lifetime)` seconds left.
+fn lookup(
+    store: Option<&Store>,
+    plan: &Plan,
+    fp: &str,
+    min_left: &dyn Fn(u64) -> u64,
+) -> Option<Creds> {
     let store = store?;
     let name = entry_name(&plan.profile, fp);
     let blob = match store.get(&name) {
@@ -394,7 +402,8 @@ fn lookup(store: Option<&Store>, plan: &Plan, fp: &str, min_left: u64) -> Option
             return None;
         }
     };
-    if cached.expiration <= time::now() + min_left {
+    let lifetime = cached.expiration.saturating_sub(cached.issued);
+    if cached.expiration <= time::now() + min_left(lifetime) {
         crate::debug!("session for {}: expires too soon, not reused", plan.profile);
         return None;
     }
@@ -414,6 +423,7 @@ fn save(store: &Store, plan: &Plan, fp: &str, creds: &Creds) -> anyhow::Result<(
         secret_access_key: creds.secret_access_key.expose_secret(),
         session_token: creds.session_token.expose_secret(),
         expiration: creds.expiration,
+        issued: time::now(),
     })?);
     // One session per profile: the one minted with other inputs is retired.
     if let Some(old) = state::read_session(&plan.profile)

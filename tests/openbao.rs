@@ -127,7 +127,12 @@ impl World {
     fn assert_minted(&self, out: &std::process::Output, calls: usize) {
         assert_ok(out);
         let issued = self.stub.last_issued().expect("a session was issued");
-        assert_eq!(out.stdout_str().trim(), issued.access_key_id, "{}", out.dump());
+        assert_eq!(
+            out.stdout_str().trim(),
+            issued.access_key_id,
+            "{}",
+            out.dump()
+        );
         let reqs = self.stub.requests();
         assert_eq!(reqs.len(), calls, "{reqs:#?}");
         for r in &reqs {
@@ -205,7 +210,10 @@ fn a_used_wrapping_token_is_refused_as_possibly_intercepted() {
     assert_code(&out, 1);
     assert_contains(
         &out.stderr_str(),
-        &["already used or has expired", "it may have been intercepted"],
+        &[
+            "already used or has expired",
+            "it may have been intercepted",
+        ],
     );
     assert_eq!(w.stub.total_calls(), 1, "no second mint");
 
@@ -220,7 +228,10 @@ fn a_used_wrapping_token_is_refused_as_possibly_intercepted() {
     assert_code(&out, 1);
     assert_contains(
         &out.stderr_str(),
-        &["already used or has expired", "it may have been intercepted"],
+        &[
+            "already used or has expired",
+            "it may have been intercepted",
+        ],
     );
     assert!(
         !out.stderr_str().contains(&stolen),
@@ -234,8 +245,10 @@ fn a_wrapped_secret_id_in_secret_id_file_works_too() {
     let Some(w) = world() else { return };
     w.approle_config("secret_id_file = \"~/.config/awsmfa/secret-id\"");
     let wrapping = w.bao.wrapped_secret_id(ROLE);
-    w.env
-        .write_file(w.env.config_home.join("awsmfa/secret-id"), &format!("{wrapping}\n"));
+    w.env.write_file(
+        w.env.config_home.join("awsmfa/secret-id"),
+        &format!("{wrapping}\n"),
+    );
     assert!(w.env.var("AWSMFA_OPENBAO_WRAPPED_SECRET_ID").is_none());
 
     let mark = w.bao.audit().len();
@@ -249,10 +262,10 @@ fn a_wrapped_secret_id_in_secret_id_file_works_too() {
 fn bao_token_and_bao_addr_need_no_approle() {
     let Some(mut w) = world() else { return };
     w.write_config(""); // no [openbao] at all
-    let token = w.bao.create_token(&[ROLE], Some(&format!("tok-{}", random_hex(12))));
-    w.env
-        .set("BAO_ADDR", w.bao.url())
-        .set("BAO_TOKEN", &token);
+    let token = w
+        .bao
+        .create_token(&[ROLE], Some(&format!("tok-{}", random_hex(12))));
+    w.env.set("BAO_ADDR", w.bao.url()).set("BAO_TOKEN", &token);
 
     let out = w.env.run(["doctor"]);
     assert_ok(&out);
@@ -270,7 +283,9 @@ fn bao_token_and_bao_addr_need_no_approle() {
     let paths: Vec<&str> = reads.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["secret/data/aws/dev", "totp/code/dev"]);
     assert!(
-        reads.iter().all(|e| e.client_token.as_deref() == Some(token.as_str())),
+        reads
+            .iter()
+            .all(|e| e.client_token.as_deref() == Some(token.as_str())),
         "{reads:#?}"
     );
 }
@@ -291,17 +306,42 @@ fn doctor_checks_the_wrapped_secret_id_without_consuming_it() {
     assert_contains(
         &out.stdout_str(),
         &[
-            &format!("ok    profile dev: OpenBao at {url} for keys from secret/aws/dev: wrapped SecretID valid (not unwrapped)"),
-            &format!("ok    profile dev: OpenBao at {url} for MFA codes from totp/code/dev: wrapped SecretID valid (not unwrapped)"),
+            &format!(
+                "ok    profile dev: OpenBao at {url} for keys from secret/aws/dev: wrapped SecretID valid (not unwrapped)"
+            ),
+            &format!(
+                "ok    profile dev: OpenBao at {url} for MFA codes from totp/code/dev: wrapped SecretID valid (not unwrapped)"
+            ),
         ],
     );
     let paths = w.paths_since(mark);
-    assert!(paths.iter().any(|p| p == "sys/wrapping/lookup"), "{paths:?}");
     assert!(
-        !paths.iter().any(|p| p == "sys/wrapping/unwrap" || p == "auth/approle/login"),
+        paths.iter().any(|p| p == "sys/wrapping/lookup"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p == "sys/wrapping/unwrap" || p == "auth/approle/login"),
         "doctor must not use up the SecretID: {paths:?}"
     );
     assert_eq!(w.stub.total_calls(), 0, "doctor mints nothing");
+
+    // Without role_id the login cannot work: doctor must not call that fine.
+    w.write_config(&format!("address = \"{url}\""));
+    let out = w.env.run(["doctor"]);
+    assert_code(&out, 1);
+    assert_contains(
+        &out.stdout_str(),
+        &[
+            "FAIL  profile dev: keys from secret/aws/dev: ",
+            "needs `role_id` under [openbao]",
+        ],
+    );
+    let out = w.exec();
+    assert_code(&out, 1);
+    assert_contains(&out.stderr_str(), &["needs `role_id` under [openbao]"]);
+    w.approle_config("");
 
     // Still good for the real thing.
     w.assert_minted(&w.exec(), 1);
@@ -332,7 +372,10 @@ fn openbao_down_is_reported_by_doctor_and_exec() {
         "[openbao]\naddress = \"{url}\"\nrole_id = \"some-role\"\n\n[profiles.dev]\n\
          keys = \"openbao:secret/aws/dev\"\nmfa = \"openbao:totp/code/dev\"\n"
     ));
-    env.set("AWSMFA_OPENBAO_WRAPPED_SECRET_ID", "s.not-a-real-wrapping-token");
+    env.set(
+        "AWSMFA_OPENBAO_WRAPPED_SECRET_ID",
+        "s.not-a-real-wrapping-token",
+    );
 
     let out = env.run(["doctor"]);
     assert_code(&out, 1);
@@ -340,15 +383,24 @@ fn openbao_down_is_reported_by_doctor_and_exec() {
         &out.stdout_str(),
         &[
             &format!("FAIL  profile dev: keys from secret/aws/dev: cannot reach OpenBao at {url}"),
-            &format!("FAIL  profile dev: MFA codes from totp/code/dev: cannot reach OpenBao at {url}"),
+            &format!(
+                "FAIL  profile dev: MFA codes from totp/code/dev: cannot reach OpenBao at {url}"
+            ),
         ],
     );
 
     let start = Instant::now();
     let out = env.run(["exec", "dev", "--", "true"]);
     assert_code(&out, 1);
-    assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
-    assert_contains(&out.stderr_str(), &[&format!("cannot reach OpenBao at {url}")]);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_contains(
+        &out.stderr_str(),
+        &[&format!("cannot reach OpenBao at {url}")],
+    );
     assert_eq!(stub.total_calls(), 0);
 }
 
@@ -506,9 +558,10 @@ fn openbao_aws_source_vends_sts_credentials_without_mfa() {
     env.set_sts_endpoint(&sts.url());
     env.set("BAO_TOKEN", &token);
     env.write_aws_config("[profile deploy]\nregion = eu-west-1\n");
-    // Vended sessions last LEASE (15 min); re-fetch only in their last 5.
+    // Vended sessions last LEASE (15 min), no longer than the default refresh_before:
+    // they are reused for the first half of their lease rather than never.
     env.write_awsmfa_config(&format!(
-        "refresh_before = \"5m\"\n\n[openbao]\naddress = \"{}\"\n\n[profiles.deploy]\nsource = \"openbao-aws:aws/deploy\"\n",
+        "[openbao]\naddress = \"{}\"\n\n[profiles.deploy]\nsource = \"openbao-aws:aws/deploy\"\n",
         engine.url()
     ));
 
@@ -520,7 +573,10 @@ fn openbao_aws_source_vends_sts_credentials_without_mfa() {
             engine.url()
         )],
     );
-    assert!(engine.sts_requests().is_empty(), "doctor fetches no credentials");
+    assert!(
+        engine.sts_requests().is_empty(),
+        "doctor fetches no credentials"
+    );
 
     let print = [
         "exec",
@@ -541,11 +597,17 @@ fn openbao_aws_source_vends_sts_credentials_without_mfa() {
     let issued = engine.issued();
     assert_eq!(issued.len(), 1);
     let (id, secret, session) = &issued[0];
-    assert_eq!(lines[..3], [id.clone(), secret.clone(), session.clone()], "{}", out.dump());
+    assert_eq!(
+        lines[..3],
+        [id.clone(), secret.clone(), session.clone()],
+        "{}",
+        out.dump()
+    );
     let expiry = parse_rfc3339(&lines[3]).unwrap_or_else(|| panic!("{}", out.dump()));
     let lease = Duration::from_secs(LEASE);
     assert!(
-        expiry + Duration::from_secs(2) >= before + lease && expiry <= after + lease + Duration::from_secs(2),
+        expiry + Duration::from_secs(2) >= before + lease
+            && expiry <= after + lease + Duration::from_secs(2),
         "AWS_CREDENTIAL_EXPIRATION {} is not about now + {LEASE} s",
         lines[3]
     );
@@ -583,7 +645,10 @@ fn watch_argv(stop: Arc<AtomicBool>) -> JoinHandle<BTreeSet<Vec<u8>>> {
             if let Ok(dir) = std::fs::read_dir("/proc") {
                 for entry in dir.flatten() {
                     let name = entry.file_name();
-                    if !name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+                    if !name
+                        .to_str()
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                    {
                         continue;
                     }
                     if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
@@ -616,7 +681,10 @@ fn assert_nowhere(
 ) {
     let said = format!("{}{}", out.stdout_str(), out.stderr_str());
     for (name, secret) in needles {
-        assert!(!said.contains(secret), "{what}: the {name} is in awsmfa's output:\n{said}");
+        assert!(
+            !said.contains(secret),
+            "{what}: the {name} is in awsmfa's output:\n{said}"
+        );
         for argv in argvs {
             assert!(
                 find_bytes(argv, secret.as_bytes()).is_none(),
@@ -625,7 +693,10 @@ fn assert_nowhere(
             );
         }
         let hits = env.scan_for(&[secret]);
-        assert!(hits.is_empty(), "{what}: the {name} is on disk in {hits:#?}");
+        assert!(
+            hits.is_empty(),
+            "{what}: the {name} is on disk in {hits:#?}"
+        );
     }
 }
 
@@ -648,8 +719,16 @@ fn no_openbao_secret_reaches_a_file_an_argv_or_the_output() {
         out.dump()
     );
     assert!(
-        argvs.iter().any(|a| find_bytes(a, b"exec\0dev\0--\0true").is_some()),
+        argvs
+            .iter()
+            .any(|a| find_bytes(a, b"exec\0dev\0--\0true").is_some()),
         "the watcher saw awsmfa running"
+    );
+    assert!(
+        argvs
+            .iter()
+            .any(|a| find_bytes(a, w.bao.root_token().as_bytes()).is_some()),
+        "the watcher finds a secret in an argv: the dev server's root token, given with -dev-root-token-id"
     );
     let client = w.bao.issued_tokens();
     assert_eq!(client.len(), 1, "awsmfa's AppRole login: {client:?}");
@@ -671,7 +750,9 @@ fn no_openbao_secret_reaches_a_file_an_argv_or_the_output() {
 
     // The same with a token in BAO_TOKEN.
     w.env.run_ok(["clear", "dev"]);
-    let token = w.bao.create_token(&[ROLE], Some(&format!("tok-{}", random_hex(16))));
+    let token = w
+        .bao
+        .create_token(&[ROLE], Some(&format!("tok-{}", random_hex(16))));
     w.env.set("BAO_TOKEN", &token);
     w.env.unset("AWSMFA_OPENBAO_WRAPPED_SECRET_ID");
     let (out, argvs) = run_watched(&w.env, &["-v", "exec", "dev", "--", "true"]);

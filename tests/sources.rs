@@ -414,6 +414,66 @@ fn ykman_hang_is_cut_by_the_tool_timeout() {
     );
 }
 
+/// Pids of processes whose argv is exactly `argv`.
+fn pids_with_argv(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse().ok()?;
+            (fs::read(e.path().join("cmdline")).ok()? == want).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_hung_mfa_process_is_stopped_with_its_children() {
+    let Some(mut w) = world(&[]) else { return };
+    w.add_key();
+    // `sh -c` runs the sleep as its own child; the argument makes it ours.
+    let nap = format!(
+        "600.{}",
+        100_000 + u32::from_str_radix(&random_hex(2), 16).unwrap()
+    );
+    w.profile(&format!("mfa = \"process:sleep {nap}; echo 123456\""));
+    w.env.set("AWSMFA_TOOL_TIMEOUT", "2");
+
+    let start = Instant::now();
+    let out = w.exec();
+    let took = start.elapsed();
+    assert_code(&out, 1);
+    assert!(
+        took < Duration::from_secs(8),
+        "took {took:?}\n{}",
+        out.dump()
+    );
+    assert!(
+        out.stderr_str()
+            .contains("mfa_process for profile dev did not finish within 2s and was stopped"),
+        "{}",
+        out.dump()
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = pids_with_argv(&["sleep", &nap]);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left = pids_with_argv(&["sleep", &nap]);
+    }
+    for pid in &left {
+        // SAFETY: our own leftover `sleep`, found by its unique argv.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert!(
+        left.is_empty(),
+        "the mfa_process's child outlived awsmfa: {left:?}"
+    );
+    assert_eq!(w.stub.total_calls(), 0);
+}
+
 // --- 1Password: MFA codes -----------------------------------------------------------
 
 #[test]
@@ -827,6 +887,47 @@ fn doctor_checks_ykman_without_asking_for_a_code() {
         out.dump()
     );
     assert!(w.bin.join("ykman").exists());
+}
+
+#[test]
+fn doctor_warns_about_a_source_the_next_in_the_list_stands_in_for() {
+    let Some(w) = world(&[]) else { return };
+    w.add_key();
+    w.profile(&format!(
+        "mfa = [\"ykman\", \"process:oathtool --totp -b {SEED}\"]"
+    ));
+
+    // Minting works without ykman: doctor must not call the setup broken.
+    w.assert_minted(&w.exec());
+    let out = w.env.run(["doctor"]);
+    assert_ok(&out);
+    let said = out.stdout_str();
+    assert!(
+        said.contains("warn  profile dev: ykman is not installed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("the next MFA source in the list is used"),
+        "{said}"
+    );
+    assert!(
+        said.contains("ok    profile dev: mfa_process `oathtool` found"),
+        "{said}"
+    );
+
+    // The last source has nothing behind it: its problem is a failure.
+    w.profile("mfa = [\"ykman\", \"process:no-such-code-tool --totp\"]");
+    let out = w.env.run(["doctor"]);
+    assert_code(&out, 1);
+    let said = out.stdout_str();
+    assert!(
+        said.contains("warn  profile dev: ykman is not installed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("FAIL  profile dev: mfa_process `no-such-code-tool` is not on PATH"),
+        "{said}"
+    );
 }
 
 #[test]

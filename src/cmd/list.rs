@@ -55,7 +55,8 @@ fn row(cfg: &Config, name: &str) -> Row {
     match &plan.kind {
         Kind::Mfa { keys: k, mfa, .. } => {
             row.keys = k.describe();
-            row.key_stored = Some(keys::recorded(name));
+            // Only the keyring holds a key awsmfa stored; op and OpenBao are read per mint.
+            row.key_stored = matches!(k, keys::Source::Keyring).then(|| keys::recorded(name));
             row.mfa = mfa.iter().map(|m| m.describe()).collect();
         }
         Kind::Vended { path, .. } => {

@@ -787,14 +787,18 @@ impl OpenBao {
             .collect()
     }
 
-    /// Client tokens OpenBao issued through logins (`auth.client_token` of
-    /// responses), e.g. to an AppRole login by awsmfa.
+    /// Client tokens OpenBao handed out (`response.auth.client_token`): an
+    /// AppRole login's, or `create_token`'s; not the dev server's root token.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.audit()
             .into_iter()
             .filter(|e| e.kind == "response")
-            .filter_map(|e| e.raw["auth"]["client_token"].as_str().map(str::to_string))
-            .filter(|t| !t.is_empty())
+            .filter_map(|e| {
+                e.raw["response"]["auth"]["client_token"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .filter(|t| !t.is_empty() && *t != self.root_token)
             .collect()
     }
 
