@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
 use crate::shell::{self, Shell};
@@ -121,6 +121,26 @@ fn profiles() -> ArgValueCandidates {
         names.dedup();
         names.into_iter().map(CompletionCandidate::new).collect()
     })
+}
+
+/// `prompt` and `hook-env` run at every prompt and `cd`: their plain forms are
+/// dispatched here without building the clap parser, which costs a third of
+/// their start-up. Anything else (flags, `--help`, typos) goes through clap.
+pub fn fast_path() -> Option<anyhow::Result<()>> {
+    let mut args = std::env::args_os().skip(1);
+    let first = args.next()?;
+    let second = args.next();
+    if args.next().is_some() {
+        return None;
+    }
+    match (first.to_str()?, second.as_ref().map(|a| a.to_str())) {
+        ("prompt", None) => Some(shell::prompt(None)),
+        ("hook-env", Some(Some(name))) => {
+            let shell = Shell::from_str(name, false).ok()?;
+            Some(shell::hook_env(shell))
+        }
+        _ => None,
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -46,12 +46,19 @@ fn main() -> ExitCode {
     // default disposition they expect.
     // SAFETY: no other thread exists yet.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if let Some(result) = cli::fast_path() {
+        return finish(result);
+    }
     // At <TAB>, the shell runs `COMPLETE=<shell> awsmfa -- words…`; this answers
     // and exits. Otherwise it costs one environment lookup.
     clap_complete::CompleteEnv::with_factory(cli::Cli::command).complete();
     let cli = cli::Cli::parse();
     log::init(cli.verbose);
-    match cli::run(cli) {
+    finish(cli::run(cli))
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.downcast_ref::<Exit>().map_or(1, |x| x.code);

@@ -634,3 +634,28 @@ fn foreign_key_entry_in_the_keyring_says_to_add_again() {
     fails_with(&out, 1, &["not awsmfa's", "awsmfa add dev"]);
     assert_eq!(stub.total_calls(), 0);
 }
+
+// A command that is not there ─────────────────────────────────────────────────
+
+#[test]
+fn missing_command_fails_before_any_mfa() {
+    let stub = stub();
+    let counter = "mfa-runs";
+    let Some(env) = world(
+        &stub,
+        &format!("mfa_process = echo x >> {counter}; oathtool --totp -b {SEED}\n"),
+    ) else {
+        return;
+    };
+    let out = env.run(["exec", "dev", "--", "no-such-command-awsmfa"]);
+    fails_with(&out, 127, &["no-such-command-awsmfa: command not found"]);
+    assert_eq!(
+        stub.total_calls(),
+        0,
+        "no STS call for a command that cannot run"
+    );
+    assert!(
+        !env.work.join(counter).exists(),
+        "no MFA code asked for a command that cannot run"
+    );
+}

@@ -15,7 +15,7 @@ mod support;
 use std::cell::{Cell, RefCell};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use support::*;
 
@@ -25,7 +25,7 @@ const KEY_PROXMOX: &str = "AKIASHELLTESTPROX001";
 const SECRET_PROXMOX: &str = "shellsecretproxmox/0123456789abcdefGHIJKLMN";
 const KEY_RUNS_ON: &str = "AKIASHELLTESTRUNS001";
 const SECRET_RUNS_ON: &str = "shellsecretrunson/0123456789abcdefGHIJKLMNO";
-/// The session length both profiles ask for: `44m` right after minting.
+/// The session length both profiles ask for (`session_ttl = 45m`).
 const SESSION_SECS: u64 = 45 * 60;
 /// How long one command in a shell may take before the test fails.
 const T: Duration = TIMEOUT;
@@ -117,15 +117,6 @@ impl World {
             .set("TERM", "xterm")
             .prepend_path(awsmfa_dir())
             .prepend_path(standins());
-        let profile = |name: &str| {
-            format!(
-                "[profile {name}]\nregion = eu-central-1\nmfa_serial = {SERIAL}\n\
-                 mfa_process = oathtool --totp -b {SEED}\nsession_ttl = 45m\n\
-                 endpoint_url = {}\n\n",
-                stub.url()
-            )
-        };
-        env.write_aws_config(&(profile("tf-proxmox") + &profile("tf-runs-on")));
         let w = World {
             proxmox: env.work.join("tofu-proxmox"),
             runs_on: env.work.join("tofu-runs-on"),
@@ -134,6 +125,7 @@ impl World {
             env,
             stub,
         };
+        w.write_profiles("45m", "45m");
         w.write_settings("");
         for d in [&w.proxmox, &w.runs_on, &w.outside, &w.out] {
             fs::create_dir_all(d).expect("create test dir");
@@ -148,6 +140,21 @@ impl World {
             assert_ok(&w.env.run_cmd(cmd));
         }
         Some(w)
+    }
+
+    /// ~/.aws/config: both profiles, with these `session_ttl`s.
+    fn write_profiles(&self, proxmox_ttl: &str, runs_on_ttl: &str) {
+        let profile = |name: &str, ttl: &str| {
+            format!(
+                "[profile {name}]\nregion = eu-central-1\nmfa_serial = {SERIAL}\n\
+                 mfa_process = oathtool --totp -b {SEED}\nsession_ttl = {ttl}\n\
+                 endpoint_url = {}\n\n",
+                self.stub.url()
+            )
+        };
+        self.env.write_aws_config(
+            &(profile("tf-proxmox", proxmox_ttl) + &profile("tf-runs-on", runs_on_ttl)),
+        );
     }
 
     /// config.toml: `top` (top-level keys), then the two roots.
@@ -176,6 +183,8 @@ impl World {
 struct Rc {
     before: String,
     after: String,
+    /// Where the shell starts (default: `work/`, outside any root).
+    cwd: Option<PathBuf>,
 }
 
 impl Rc {
@@ -201,7 +210,7 @@ impl<'w> Shell<'w> {
     /// shell is missing (after the skip/fail rule).
     fn start(w: &'w World, kind: Kind, rc: Rc) -> Option<Shell<'w>> {
         let bin = kind.binary()?;
-        let Rc { before, after } = rc;
+        let Rc { before, after, cwd } = rc;
         match kind {
             Kind::Bash => {
                 w.env.write_file(
@@ -235,6 +244,9 @@ impl<'w> Shell<'w> {
         }
         let mut cmd = w.env.command(bin);
         cmd.arg("-i");
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
         let pty = Pty::spawn(
             cmd,
             PtyOpts {
@@ -285,7 +297,7 @@ impl<'w> Shell<'w> {
         self.next_prompt()
     }
 
-    /// Runs `cmd` with stdout and stderr into a file; returns the file.
+    /// Runs `cmd` with stdout and stderr into a file; returns what it holds.
     fn capture(&self, cmd: &str) -> String {
         let file = self
             .w
@@ -314,7 +326,7 @@ impl<'w> Shell<'w> {
         self.segment.borrow().clone()
     }
 
-    /// `type NAME` says it is a function (and, for awsmfa's, what it runs).
+    /// `type NAME` says it is a function (in fish, `functions -q` agrees).
     fn is_function(&self, name: &str) -> bool {
         let out = self.capture(&format!("type {name}"));
         let yes = match self.kind {
@@ -361,7 +373,7 @@ fn seen(out: &str, who: &str) -> (String, String) {
     (key.to_string(), profile.to_string())
 }
 
-/// Runs `terragrunt plan` and checks both stand-ins ran under `profile` with
+/// Runs `cmd` (terragrunt, wrapped or not) and checks both stand-ins ran under `profile` with
 /// one and the same session key; returns that key id.
 #[track_caller]
 fn plan_under(sh: &Shell, cmd: &str, profile: &str) -> String {
@@ -420,6 +432,15 @@ fn wrappers_follow_the_directory(kind: Kind) {
     });
     assert!(body.contains("exec -- terragrunt"), "{body}");
     assert_eq!(w.get_session_tokens(), 0, "cd alone must not mint");
+    // hook-env prints nothing when nothing changed, and `cd .` keeps the wrappers.
+    let again = sh.capture(&format!(
+        "{}__AWSMFA_STATE=\"$__awsmfa_state\" awsmfa hook-env {}",
+        if kind == Kind::Fish { "env " } else { "" },
+        kind.name()
+    ));
+    assert_eq!(again, "", "hook-env repeated itself");
+    sh.run("cd .");
+    assert!(sh.is_function("terragrunt"));
 
     // terragrunt and the tofu it runs share one session.
     let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
@@ -536,43 +557,169 @@ fn fish_wrappers_follow_the_directory() {
     wrappers_follow_the_directory(Kind::Fish);
 }
 
-// --- the prompt segment ---------------------------------------------------------------
+// --- the user's own function of a wrapped name ----------------------------------------
 
-/// The segment texts possible for `profile`'s minted session between `from`
-/// and now (a minute may turn meanwhile).
-fn expected_segments(w: &World, key: &str, refresh: i64, from: u64) -> Vec<String> {
-    let issued = w
-        .stub
-        .issued()
-        .into_iter()
-        .find(|i| i.access_key_id == key)
-        .expect("issued session");
-    let exp = issued
-        .expiration
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    // session_ttl = 45m reached STS.
+/// A function the user already has for a wrapped name (bash/zsh: defined in
+/// the rc file; fish: autoloaded from ~/.config/fish/functions) is shadowed
+/// inside a root and comes back on leaving. Re-running `awsmfa init` inside a
+/// root (re-sourcing the rc file) must not mistake awsmfa's own wrapper for
+/// the user's.
+fn user_function_survives_a_root(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let rc = match kind {
+        Kind::Bash => Rc::before("tofu() { echo \"my own tofu: $*\"; }"),
+        Kind::Zsh => Rc::before("tofu() { print -r -- \"my own tofu: $*\" }"),
+        Kind::Fish => {
+            w.env.write_file(
+                w.env.config_home.join("fish/functions/tofu.fish"),
+                "function tofu\n    echo \"my own tofu: $argv\"\nend\n",
+            );
+            Rc::default()
+        }
+    };
+    let Some(sh) = Shell::start(&w, kind, rc) else {
+        return;
+    };
+    let reinit = match kind {
+        Kind::Fish => "awsmfa init fish | source",
+        Kind::Bash => "eval \"$(awsmfa init bash)\"",
+        Kind::Zsh => "eval \"$(awsmfa init zsh)\"",
+    };
+    assert_eq!(sh.capture("tofu plan"), "my own tofu: plan\n");
+    for round in 0..2 {
+        sh.cd(&w.proxmox);
+        let out = sh.capture("tofu plan");
+        assert_eq!(seen(&out, "tofu").1, "tf-proxmox", "round {round}: {out}");
+        sh.cd(&w.runs_on);
+        let out = sh.capture("tofu plan");
+        assert_eq!(seen(&out, "tofu").1, "tf-runs-on", "round {round}: {out}");
+        sh.cd(&w.outside);
+        assert_eq!(
+            sh.capture("tofu plan"),
+            "my own tofu: plan\n",
+            "round {round}"
+        );
+        assert!(!sh.is_function("terragrunt"));
+        assert!(!sh.is_function("__awsmfa_saved_tofu"));
+    }
+    // The rc file sourced again inside a root.
+    sh.cd(&w.proxmox);
+    let shown = sh.run(reinit);
+    assert!(!shown.contains("rror"), "{shown}");
+    assert!(sh.is_function("terragrunt"));
+    let out = sh.capture("tofu plan");
+    assert_eq!(seen(&out, "tofu").1, "tf-proxmox", "{out}");
+    sh.cd(&w.outside);
+    assert_eq!(sh.capture("tofu plan"), "my own tofu: plan\n");
     assert!(
-        (from + SESSION_SECS..=unix_now() + SESSION_SECS).contains(&exp),
-        "expiry {exp} is not 45m after {from}"
+        !sh.is_function("terragrunt"),
+        "awsmfa's wrapper was restored as the user's"
     );
-    let exp = exp as i64;
-    let mut texts = vec![
-        ttl_text(exp - from as i64, refresh),
-        ttl_text(exp - unix_now() as i64, refresh),
-    ];
-    texts.dedup();
-    texts
+    assert!(!sh.is_function("__awsmfa_saved_terragrunt"));
+    plan_without_credentials(&sh, "terragrunt plan");
 }
 
-#[track_caller]
-fn assert_segment_in(what: &str, got: &str, profile: &str, ttls: &[String]) {
-    let allowed: Vec<String> = ttls.iter().map(|t| format!("{profile} {t}")).collect();
-    assert!(
-        allowed.iter().any(|a| a == got),
-        "{what}: {got:?}, expected one of {allowed:?}"
-    );
+#[test]
+fn zsh_user_function_survives_a_root() {
+    user_function_survives_a_root(Kind::Zsh);
+}
+
+#[test]
+fn bash_user_function_survives_a_root() {
+    user_function_survives_a_root(Kind::Bash);
+}
+
+#[test]
+fn fish_user_function_survives_a_root() {
+    user_function_survives_a_root(Kind::Fish);
+}
+
+// --- the prompt segment ---------------------------------------------------------------
+
+/// A minted session as the prompt sees it: its expiry, and the
+/// `refresh_before` in force.
+struct Session<'a> {
+    profile: &'a str,
+    expiry: i64,
+    refresh: i64,
+}
+
+impl<'a> Session<'a> {
+    /// The session the stub issued as `key`, checked to last `secs` from a
+    /// request made at or after `minted_from` (so session_ttl reached STS).
+    fn of(
+        w: &World,
+        profile: &'a str,
+        key: &str,
+        secs: u64,
+        minted_from: u64,
+        refresh: i64,
+    ) -> Self {
+        let issued = w
+            .stub
+            .issued()
+            .into_iter()
+            .find(|i| i.access_key_id == key)
+            .expect("issued session");
+        let exp = issued
+            .expiration
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            (minted_from + secs..=unix_now() + secs).contains(&exp),
+            "expiry {exp} is not {secs}s after {minted_from}"
+        );
+        Session {
+            profile,
+            expiry: exp as i64,
+            refresh,
+        }
+    }
+
+    /// The segments possible for a prompt drawn between `from` and now (a
+    /// minute may turn meanwhile).
+    fn texts_since(&self, from: u64) -> Vec<String> {
+        let mut texts = vec![
+            format!(
+                "{} {}",
+                self.profile,
+                ttl_text(self.expiry - from as i64, self.refresh)
+            ),
+            format!(
+                "{} {}",
+                self.profile,
+                ttl_text(self.expiry - unix_now() as i64, self.refresh)
+            ),
+        ];
+        texts.dedup();
+        texts
+    }
+
+    /// `got` is the segment of a prompt drawn between `from` and now.
+    #[track_caller]
+    fn assert_shown(&self, what: &str, got: &str, from: u64) {
+        let allowed = self.texts_since(from);
+        assert!(
+            allowed.iter().any(|a| a == got),
+            "{what}: {got:?}, expected one of {allowed:?}"
+        );
+    }
+
+    /// The shell's prompt after `line`, and `awsmfa prompt` (the process,
+    /// trailing newline and all) typed next, both show this session.
+    #[track_caller]
+    fn assert_prompt_and_process(&self, sh: &Shell, line: &str) {
+        let from = unix_now();
+        sh.run(line);
+        self.assert_shown(&format!("prompt after {line:?}"), &sh.segment(), from);
+        let from = unix_now();
+        let process = sh.capture("awsmfa prompt");
+        let text = process
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("no newline: {process:?}"));
+        self.assert_shown("awsmfa prompt", text, from);
+    }
 }
 
 fn prompt_segment(kind: Kind) {
@@ -593,26 +740,29 @@ fn prompt_segment(kind: Kind) {
         "tf-proxmox:·\n"
     );
 
-    // After a wrapped command: the session's time left.
+    // After a wrapped command: the session's time left (45m within the second
+    // it was minted, 44m after).
     let from = unix_now();
     let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
-    let ttls = expected_segments(&w, &key, 15 * 60, from);
-    // 45m within the second it was minted, 44m after.
-    assert!(["45m", "44m"].contains(&ttls[0].as_str()), "{ttls:?}");
-    assert_segment_in("prompt", &sh.segment(), "tf-proxmox", &ttls);
-    // A bare Enter redraws the same segment.
-    sh.run_bare("");
-    assert_segment_in("prompt after Enter", &sh.segment(), "tf-proxmox", &ttls);
-    let process = sh.capture("awsmfa prompt");
-    assert_segment_in(
-        "awsmfa prompt",
-        process.strip_suffix('\n').unwrap_or(&process),
-        "tf-proxmox",
-        &ttls,
+    let session = Session::of(&w, "tf-proxmox", &key, SESSION_SECS, from, 15 * 60);
+    session.assert_shown("prompt after terragrunt", &sh.segment(), from);
+    assert!(
+        ["tf-proxmox 45m", "tf-proxmox 44m"].contains(&sh.segment().as_str()),
+        "{}",
+        sh.segment()
     );
+    // A bare Enter redraws it; the process says the same.
+    let from = unix_now();
+    sh.run_bare("");
+    session.assert_shown("prompt after Enter", &sh.segment(), from);
+    session.assert_prompt_and_process(&sh, "true");
+    let from = unix_now();
     let formatted = sh.capture("awsmfa prompt --format '{profile}:{ttl}'");
-    let formatted = formatted.trim_end().replacen(':', " ", 1);
-    assert_segment_in("--format", &formatted, "tf-proxmox", &ttls);
+    session.assert_shown(
+        "--format",
+        &formatted.trim_end().replacen(':', " ", 1),
+        from,
+    );
 
     // `awsmfa clear`: no session again.
     sh.run("awsmfa clear");
@@ -631,21 +781,10 @@ fn prompt_segment(kind: Kind) {
     assert_eq!(sh.segment(), "tf-proxmox ·");
     let from = unix_now();
     let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
-    let ttls = expected_segments(&w, &key, 50 * 60, from);
-    assert!(["45m!", "44m!"].contains(&ttls[0].as_str()), "{ttls:?}");
-    assert_segment_in(
-        "prompt with refresh due",
-        &sh.segment(),
-        "tf-proxmox",
-        &ttls,
-    );
-    let process = sh.capture("awsmfa prompt");
-    assert_segment_in(
-        "awsmfa prompt with refresh due",
-        process.trim_end(),
-        "tf-proxmox",
-        &ttls,
-    );
+    let session = Session::of(&w, "tf-proxmox", &key, SESSION_SECS, from, 50 * 60);
+    session.assert_shown("prompt with refresh due", &sh.segment(), from);
+    assert!(sh.segment().ends_with("m!"), "{}", sh.segment());
+    session.assert_prompt_and_process(&sh, "true");
 
     // The other root shows its own profile.
     sh.cd(&w.runs_on);
@@ -665,6 +804,112 @@ fn bash_prompt_segment() {
 #[test]
 fn fish_prompt_segment() {
     prompt_segment(Kind::Fish);
+}
+
+/// Hours with zero-padded minutes, `0m!` in the last minute and `expired`,
+/// computed by the shell's builtins (zsh, bash) or `awsmfa prompt` (fish), and
+/// the same from the process.
+fn prompt_time_formats(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    w.write_profiles("45m", "65m");
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    sh.cd(&w.runs_on);
+    let from = unix_now();
+    let key = plan_under(&sh, "terragrunt plan", "tf-runs-on");
+    let session = Session::of(&w, "tf-runs-on", &key, 65 * 60, from, 15 * 60);
+    session.assert_shown("prompt", &sh.segment(), from);
+    assert!(
+        ["tf-runs-on 1h05m", "tf-runs-on 1h04m"].contains(&sh.segment().as_str()),
+        "{}",
+        sh.segment()
+    );
+    session.assert_prompt_and_process(&sh, "true");
+
+    // STS hands out a session that ends in a few seconds.
+    let lifetime = 3;
+    w.stub.session_lifetime(Some(Duration::from_secs(lifetime)));
+    sh.cd(&w.proxmox);
+    let from = unix_now();
+    let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    let session = Session::of(&w, "tf-proxmox", &key, lifetime, from, 15 * 60);
+    session.assert_shown("prompt in the last minute", &sh.segment(), from);
+    // Enter until it runs out (polled, bounded).
+    let deadline = Instant::now() + Duration::from_secs(lifetime + 10);
+    while sh.segment() != "tf-proxmox expired" {
+        assert_eq!(sh.segment(), "tf-proxmox 0m!");
+        assert!(Instant::now() < deadline, "never shown as expired");
+        std::thread::sleep(Duration::from_millis(250));
+        sh.run_bare("");
+    }
+    assert_eq!(sh.capture("awsmfa prompt"), "tf-proxmox expired\n");
+}
+
+#[test]
+fn zsh_prompt_time_formats() {
+    prompt_time_formats(Kind::Zsh);
+}
+
+#[test]
+fn bash_prompt_time_formats() {
+    prompt_time_formats(Kind::Bash);
+}
+
+#[test]
+fn fish_prompt_time_formats() {
+    prompt_time_formats(Kind::Fish);
+}
+
+/// A shell started inside a root has the wrappers and the segment at its
+/// first prompt; so does a nested one (nothing is inherited).
+fn starts_inside_a_root(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let rc = Rc {
+        cwd: Some(w.proxmox.clone()),
+        ..Rc::default()
+    };
+    let Some(sh) = Shell::start(&w, kind, rc) else {
+        return;
+    };
+    assert_eq!(sh.segment(), "tf-proxmox ·");
+    assert!(sh.is_function("terragrunt"));
+    let from = unix_now();
+    let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    assert_eq!(w.get_session_tokens(), 1);
+    let session = Session::of(&w, "tf-proxmox", &key, SESSION_SECS, from, 15 * 60);
+    // A nested interactive shell of the same kind applies the root itself
+    // (the parent's state and functions are not exported).
+    let from = unix_now();
+    sh.pty.send_line(&format!("{} -i", kind.name()));
+    sh.next_prompt();
+    session.assert_shown("nested shell", &sh.segment(), from);
+    assert!(sh.is_function("tofu"));
+    plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    sh.cd(&w.outside);
+    assert!(!sh.is_function("tofu"));
+    sh.run_bare("exit");
+    // Back in the outer shell, still in the root.
+    let from = unix_now();
+    sh.run("true");
+    session.assert_shown("outer shell", &sh.segment(), from);
+    assert!(sh.is_function("tofu"));
+    assert_eq!(w.get_session_tokens(), 1);
+}
+
+#[test]
+fn zsh_starts_inside_a_root() {
+    starts_inside_a_root(Kind::Zsh);
+}
+
+#[test]
+fn bash_starts_inside_a_root() {
+    starts_inside_a_root(Kind::Bash);
+}
+
+#[test]
+fn fish_starts_inside_a_root() {
+    starts_inside_a_root(Kind::Fish);
 }
 
 // --- the prompt path starts no process (zsh, bash) -------------------------------------
@@ -717,15 +962,18 @@ fn prompt_starts_no_process(kind: Kind) {
     let calls = || fs::read_to_string(&log).map_or(0, |s| s.lines().count());
 
     sh.cd(&w.proxmox);
-    plan_under(&sh, "terragrunt plan", "tf-proxmox");
-    let segment = sh.segment();
-    assert!(segment.starts_with("tf-proxmox 4"), "{segment}");
+    let from = unix_now();
+    let key = plan_under(&sh, "terragrunt plan", "tf-proxmox");
+    let session = Session::of(&w, "tf-proxmox", &key, SESSION_SECS, from, 15 * 60);
+    session.assert_shown("prompt after terragrunt", &sh.segment(), from);
     let calls_before = calls();
     assert!(calls_before >= 2, "the counting wrapper was not used");
     let faults = children_faults(sh.pty.pid());
     for _ in 0..5 {
+        // Still computed at each prompt (by builtins).
+        let from = unix_now();
         sh.run_bare("");
-        assert_eq!(sh.segment(), segment);
+        session.assert_shown("prompt after Enter", &sh.segment(), from);
     }
     sh.run_bare(":");
     assert_eq!(
@@ -946,6 +1194,7 @@ fn zsh_keeps_precmd_and_chpwd_functions() {
             "late_precmd() {{ print -r -- \"late $?\" >> {} }}\nprecmd_functions+=(late_precmd)\n",
             q(&log)
         ),
+        ..Rc::default()
     };
     let Some(sh) = Shell::start(&w, Kind::Zsh, rc) else {
         return;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::config::settings::SecretsManager;
 use crate::session::{self, Plan};
-use crate::{exec, log, paths, roots, time};
+use crate::{Exit, exec, log, paths, roots, time};
 
 pub struct ExecArgs<'a> {
     pub profile: Option<&'a str>,
@@ -92,8 +92,17 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
     let secrets = root
         .and_then(|f| f.root.secrets.as_ref())
         .filter(|_| !args.no_secrets);
-    // Before any MFA prompt: a missing tool should not cost a YubiKey touch.
+    // Before any MFA prompt: a missing tool should not cost a YubiKey touch
+    // (`terraform` is wrapped by default and many tofu users have none).
     let manager = secrets.map(locate_manager).transpose()?;
+    let program = args.argv[0].to_string_lossy();
+    if !program.contains('/') && paths::which(&program).is_none() {
+        return Err(Exit {
+            code: 127,
+            message: format!("{program}: command not found"),
+        }
+        .into());
+    }
 
     let duration = args
         .duration

@@ -96,6 +96,7 @@ fn enter(shell: Shell, new: &Applied, out: &mut String) {
     );
     // Command names are validated when config.toml is read: safe as function names.
     for cmd in &new.wrap {
+        save_user_function(shell, cmd, out);
         let _ = match shell {
             // `function NAME {` rather than `NAME() {`: an alias of the same name is
             // not expanded in the definition, so it cannot break it.
@@ -120,6 +121,62 @@ fn leave(shell: Shell, old: &Applied, out: &mut String) {
         Shell::Zsh | Shell::Bash => writeln!(out, "unset -f {cmds} 2>/dev/null\nunset {vars}"),
         Shell::Fish if cmds.is_empty() => writeln!(out, "set -e {vars}"),
         Shell::Fish => writeln!(out, "functions -e {cmds}\nset -e {vars}"),
+    };
+    for cmd in &old.wrap {
+        restore_user_function(shell, cmd, out);
+    }
+}
+
+/// The user's own function of a wrapped command's name (a personal `tofu`
+/// wrapper, fish's autoloaded `tofu.fish`) is kept as `__awsmfa_saved_NAME`
+/// while inside a root, and put back on leaving instead of being lost. awsmfa's
+/// own wrapper (left over after re-sourcing the rc file) is never saved.
+fn save_user_function(shell: Shell, cmd: &str, out: &mut String) {
+    let ours = "\"$__awsmfa_bin\" exec -- ";
+    let _ = match shell {
+        Shell::Bash => writeln!(
+            out,
+            "if declare -F {cmd} >/dev/null && ! declare -F __awsmfa_saved_{cmd} >/dev/null; then\n  \
+             __awsmfa_def=$(declare -f {cmd})\n  \
+             [[ $__awsmfa_def == *'{ours}'* ]] || eval \"function __awsmfa_saved_$__awsmfa_def\"\n  \
+             unset __awsmfa_def\nfi"
+        ),
+        Shell::Zsh => writeln!(
+            out,
+            "if (( ${{+functions[{cmd}]}} && ! ${{+functions[__awsmfa_saved_{cmd}]}} )) \
+             && [[ $functions[{cmd}] != *'{ours}'* ]]; then\n  \
+             functions[__awsmfa_saved_{cmd}]=$functions[{cmd}]\nfi"
+        ),
+        Shell::Fish => writeln!(
+            out,
+            "if functions -q {cmd}; and not functions -q __awsmfa_saved_{cmd}\n    \
+             and not functions {cmd} | string match -q '*$__awsmfa_bin exec -- *'\n    \
+             functions -c {cmd} __awsmfa_saved_{cmd}\nend"
+        ),
+    };
+}
+
+fn restore_user_function(shell: Shell, cmd: &str, out: &mut String) {
+    let _ = match shell {
+        Shell::Bash => writeln!(
+            out,
+            "if declare -F __awsmfa_saved_{cmd} >/dev/null; then\n  \
+             __awsmfa_def=$(declare -f __awsmfa_saved_{cmd})\n  \
+             eval \"function ${{__awsmfa_def#__awsmfa_saved_}}\"\n  \
+             unset -f __awsmfa_saved_{cmd}\n  unset __awsmfa_def\nfi"
+        ),
+        Shell::Zsh => writeln!(
+            out,
+            "if (( ${{+functions[__awsmfa_saved_{cmd}]}} )); then\n  \
+             functions[{cmd}]=$functions[__awsmfa_saved_{cmd}]\n  \
+             unset -f __awsmfa_saved_{cmd}\nfi"
+        ),
+        Shell::Fish => writeln!(
+            out,
+            "if functions -q __awsmfa_saved_{cmd}\n    \
+             functions -c __awsmfa_saved_{cmd} {cmd}\n    \
+             functions -e __awsmfa_saved_{cmd}\nend"
+        ),
     };
 }
 
@@ -154,8 +211,18 @@ mod tests {
             out.contains("function tofu { \"$__awsmfa_bin\" exec -- tofu \"$@\"; }"),
             "{out}"
         );
+        // The user's own `tofu` is saved before the wrapper replaces it...
+        let save = out
+            .find("__awsmfa_saved_tofu")
+            .expect("saves a user function");
+        assert!(save < out.find("function tofu {").unwrap(), "{out}");
         let mut out = String::new();
         leave(Shell::Fish, &a, &mut out);
         assert!(out.starts_with("functions -e tofu\n"), "{out}");
+        // ...and put back after the wrapper is gone.
+        assert!(
+            out.contains("functions -c __awsmfa_saved_tofu tofu\n"),
+            "{out}"
+        );
     }
 }
