@@ -648,7 +648,11 @@ fn missing_command_fails_before_any_mfa() {
         return;
     };
     let out = env.run(["exec", "dev", "--", "no-such-command-awsmfa"]);
-    fails_with(&out, 127, &["no-such-command-awsmfa: command not found"]);
+    fails_with(
+        &out,
+        127,
+        &["cannot run `no-such-command-awsmfa`: not found on PATH"],
+    );
     assert_eq!(
         stub.total_calls(),
         0,

@@ -680,6 +680,9 @@ impl<'a> Session<'a> {
     /// The segments possible for a prompt drawn between `from` and now (a
     /// minute may turn meanwhile).
     fn texts_since(&self, from: u64) -> Vec<String> {
+        // A bare Enter has no marker to wait for: the prompt read back may be the
+        // one drawn just before `from`, so a second of slack on that side.
+        let from = from.saturating_sub(1);
         let mut texts = vec![
             format!(
                 "{} {}",

@@ -99,7 +99,7 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
     if !program.contains('/') && paths::which(&program).is_none() {
         return Err(Exit {
             code: 127,
-            message: format!("{program}: command not found"),
+            message: format!("cannot run `{program}`: not found on PATH"),
         }
         .into());
     }
