@@ -8,6 +8,7 @@ use aws_sdk_sts::config::retry::RetryConfig;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::keys::LongLivedKey;
@@ -101,7 +102,14 @@ fn client(endpoint: &Endpoint, creds: Credentials) -> aws_sdk_sts::Client {
                 .operation_timeout(Duration::from_secs(15))
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3));
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        );
     if let Some(url) = &endpoint.url {
         config = config.endpoint_url(url);
     }

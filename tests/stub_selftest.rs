@@ -481,6 +481,14 @@ fn stub_speaks_the_rust_sdk_wire_format() {
                 None,
                 "test",
             ))
+            // The client awsmfa builds too: the SDK's default TLS stack is not compiled in.
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                    ))
+                    .build_https(),
+            )
             .build();
         aws_sdk_sts::Client::from_conf(conf)
     };
