@@ -2,13 +2,14 @@
 //! starts an async runtime: both cost milliseconds (certificate loading alone is
 //! ~5 ms), so only the minting path may come here.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_sts::config::retry::RetryConfig;
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_http_client::tls;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::keys::LongLivedKey;
@@ -89,6 +90,16 @@ where
     }
 }
 
+/// Whether the platform has any root certificate (SSL_CERT_FILE / SSL_CERT_DIR,
+/// else the system store), loaded as the HTTP client loads them. With none, the
+/// client must not be told to use them: debug builds of aws-smithy-http-client
+/// assert there is one, a panic instead of the certificate error every https
+/// endpoint then gets. Costs one more load (~2 ms) on the minting path only.
+fn platform_has_roots() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
+}
+
 fn client(endpoint: &Endpoint, creds: Credentials) -> aws_sdk_sts::Client {
     let mut config = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -108,6 +119,14 @@ fn client(endpoint: &Endpoint, creds: Credentials) -> aws_sdk_sts::Client {
                 .tls_provider(tls::Provider::Rustls(
                     tls::rustls_provider::CryptoMode::Ring,
                 ))
+                .tls_context(
+                    TlsContext::builder()
+                        .with_trust_store(
+                            TrustStore::default().with_native_roots(platform_has_roots()),
+                        )
+                        .build()
+                        .expect("a TLS context without custom certificates always builds"),
+                )
                 .build_https(),
         );
     if let Some(url) = &endpoint.url {
