@@ -100,7 +100,7 @@ fn platform_has_roots() -> bool {
     *FOUND.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
 }
 
-fn client(endpoint: &Endpoint, creds: Credentials) -> aws_sdk_sts::Client {
+fn client(endpoint: &Endpoint, creds: Credentials) -> anyhow::Result<aws_sdk_sts::Client> {
     let mut config = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(endpoint.region.clone()))
@@ -125,14 +125,14 @@ fn client(endpoint: &Endpoint, creds: Credentials) -> aws_sdk_sts::Client {
                             TrustStore::default().with_native_roots(platform_has_roots()),
                         )
                         .build()
-                        .expect("a TLS context without custom certificates always builds"),
+                        .map_err(|e| anyhow::anyhow!("cannot set up TLS for STS: {e}"))?,
                 )
                 .build_https(),
         );
     if let Some(url) = &endpoint.url {
         config = config.endpoint_url(url);
     }
-    aws_sdk_sts::Client::from_conf(config.build())
+    Ok(aws_sdk_sts::Client::from_conf(config.build()))
 }
 
 fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
@@ -169,7 +169,7 @@ pub fn get_session_token(
         None,
         "awsmfa",
     );
-    let client = client(endpoint, creds);
+    let client = client(endpoint, creds)?;
     block_on(async {
         client
             .get_session_token()
@@ -202,7 +202,7 @@ pub fn assume_role(
         None,
         "awsmfa",
     );
-    let client = client(endpoint, creds);
+    let client = client(endpoint, creds)?;
     block_on(async {
         client
             .assume_role()
