@@ -340,6 +340,7 @@ pub fn get(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
             plan.profile,
             time::short_left(creds.expiration.saturating_sub(time::now()))
         );
+        repair_meta(plan, &fp, creds.expiration);
         return Ok(creds);
     }
     let _lock = Lock::acquire(
@@ -413,6 +414,19 @@ fn lookup(
         session_token: cached.session_token,
         expiration: cached.expiration,
     })
+}
+
+/// The prompt and `list` read the metadata file, not the keyring: if it was
+/// lost or damaged while the session lives on, put it back (one small read on
+/// the cached path; a write only when it differs).
+fn repair_meta(plan: &Plan, fp: &str, expiry: u64) {
+    let meta = state::SessionMeta {
+        expiry,
+        fingerprint: fp.to_string(),
+    };
+    if state::read_session(&plan.profile).as_ref() != Some(&meta) {
+        let _ = state::write_session(&plan.profile, &meta);
+    }
 }
 
 fn save(store: &Store, plan: &Plan, fp: &str, creds: &Creds) -> anyhow::Result<()> {
@@ -534,6 +548,15 @@ fn explain(e: sts::Error, plan: &Plan) -> anyhow::Error {
         _ if e.is_bad_credential() && matches!(plan.kind, Kind::Mfa { .. }) => anyhow!(
             "{e}\n  the long-lived key for {p} is not valid (deleted, deactivated, or mistyped); store a working one with `awsmfa add {p}`"
         ),
+        sts::Error::Rejected { message, .. } if message.contains("serial number") => {
+            let serial = match &plan.kind {
+                Kind::Mfa { serial, .. } => serial.as_str(),
+                _ => "its source's mfa_serial",
+            };
+            anyhow!(
+                "{e}\n  STS does not know the MFA device {serial} for this key: check mfa_serial in [profile {p}] (IAM console, \"Security credentials\")"
+            )
+        }
         sts::Error::Rejected { code, .. } if code == "AccessDenied" => {
             anyhow!("{e}\n  check the IAM policy allows this for {p}")
         }

@@ -79,7 +79,12 @@ where
         _ => {
             let code = err.code().unwrap_or("Unknown").to_string();
             let message = err.message().unwrap_or("").trim().to_string();
-            if code == "AccessDenied" && message.contains("MultiFactorAuthentication") {
+            // "…unable to validate MFA code. Please verify your MFA serial number is
+            // valid…" is about the device, not the code: asking again cannot help.
+            if code == "AccessDenied"
+                && message.contains("MultiFactorAuthentication")
+                && !message.contains("serial number")
+            {
                 Error::WrongMfa
             } else if err.code().is_none() {
                 Error::Unreachable(format!("unexpected answer: {err}"))

@@ -568,6 +568,13 @@ fn wrong_mfa_serial_points_at_mfa_serial() {
         ],
     );
     assert_eq!(stub.successes("GetSessionToken"), 0);
+    // A device STS does not know is not a mistyped code: no second and third try.
+    assert_eq!(stub.calls("GetSessionToken"), 1, "{}", out.dump());
+    assert!(
+        out.stderr_str().contains("does not know the MFA device"),
+        "{}",
+        out.dump()
+    );
 }
 
 #[test]

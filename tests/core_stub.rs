@@ -766,6 +766,8 @@ fn corrupted_session_metadata_is_harmless() {
         fs::write(w.meta_path("dev"), junk).unwrap();
         // The session itself is found by its fingerprint, not through this file.
         assert_eq!(w.cp("dev"), first, "metadata {junk:?}");
+        // The cache hit put the metadata back, so the prompt and `list` see it.
+        assert_eq!(w.list_row("dev")["session"], "active", "metadata {junk:?}");
         let out = w.env.run_ok(["list"]);
         assert_no_panic(&out);
         let out = w.env.run_ok(["status"]);
