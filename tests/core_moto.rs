@@ -11,7 +11,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
@@ -243,24 +243,6 @@ fn env_map(out: &Output) -> BTreeMap<String, String> {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect()
-}
-
-/// Kills a spawned child on drop, so a failing assertion leaves nothing behind.
-struct Reaper(Option<Child>);
-
-impl Reaper {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("child")
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -596,7 +578,7 @@ fn exec_passes_exit_codes_and_signals_through() {
     // A signal sent to the pid we started reaches the command: same process.
     let mut cmd = w.env.cmd(["exec", "dev", "--", "sleep", "30"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut reaper = Reaper(Some(cmd.spawn().expect("spawn exec")));
+    let mut reaper = Reaper(cmd.spawn().expect("spawn exec"));
     let pid = reaper.child().id();
     let deadline = Instant::now() + TIMEOUT;
     loop {

@@ -25,20 +25,6 @@ path "totp/code/*" { capabilities = ["read"] }
 "#;
 const ROLE: &str = "awsmfa-dev";
 
-struct Key {
-    id: String,
-    secret: String,
-}
-
-impl Key {
-    fn new() -> Key {
-        Key {
-            id: format!("AKIA{}", random_hex(8).to_ascii_uppercase()),
-            secret: format!("LONGLIVED/{}+{}", random_hex(10), random_hex(6)),
-        }
-    }
-}
-
 /// A random base32 TOTP seed (160 bits, as AWS virtual MFA devices use).
 fn random_seed() -> String {
     const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

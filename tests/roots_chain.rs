@@ -20,13 +20,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::env::awsmfa_bin;
-use support::process::{kill_tree, wait_until};
+use support::process::wait_until;
 use support::*;
 
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -903,15 +903,6 @@ fn exit_codes_and_signals_pass_through_both_layers() {
     assert_eq!(tools.iter().filter(|t| *t == "infisical").count(), 3);
     assert_eq!(w.stub.calls("GetSessionToken"), 2, "one per profile");
     assert_eq!(w.mfa_runs(), 2);
-}
-
-/// Kills the process group of a spawned chain when the test ends.
-struct Reaper(Child);
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        kill_tree(&mut self.0);
-        let _ = self.0.wait();
-    }
 }
 
 fn cmdline(pid: u32) -> Option<Vec<u8>> {

@@ -10,7 +10,7 @@ mod support;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,22 +22,6 @@ const SEED: &str = "JBSWY3DPEHPK3PXP";
 const DEV_SERIAL: &str = "arn:aws:iam::123456789012:mfa/dev";
 const OTHER_SERIAL: &str = "arn:aws:iam::123456789012:mfa/other";
 const ADMIN_ROLE: &str = "arn:aws:iam::123456789012:role/admin";
-
-/// A long-lived key made up for one test, known to the stub (or not).
-struct Key {
-    id: String,
-    secret: String,
-}
-
-impl Key {
-    fn new() -> Key {
-        Key {
-            id: format!("AKIA{}", random_hex(8).to_ascii_uppercase()),
-            // '/' and '+' like real secrets, and a marker that is easy to grep.
-            secret: format!("LONGLIVED/{}+{}", random_hex(10), random_hex(6)),
-        }
-    }
-}
 
 struct World {
     env: Env,
@@ -188,24 +172,6 @@ fn credential_process(env: &Env, profile: &str) -> serde_json::Value {
     let out = env.run(["credential-process", profile]);
     assert_ok(&out);
     serde_json::from_str(&out.stdout_str()).unwrap_or_else(|e| panic!("{e}\n{}", out.dump()))
-}
-
-/// Kills a spawned child on drop, so a failing assertion leaves nothing behind.
-struct Reaper(Option<Child>);
-
-impl Reaper {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("child")
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Waits until `pid`'s argv is exactly `argv` (execve happened).
@@ -368,7 +334,7 @@ fn no_secret_in_any_process_argv() {
     // Long enough to outlive the scans on a loaded machine; killed below.
     let mut cmd = env.cmd(["exec", "dev", "--", "sleep", "10"]);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut sleeper = Reaper(Some(cmd.spawn().expect("spawn exec")));
+    let mut sleeper = Reaper(cmd.spawn().expect("spawn exec"));
     wait_for_argv(&mut sleeper, b"sleep\x0010\x00");
     let sleep_pid = sleeper.child().id();
     assert_eq!(w.stub.successes("GetSessionToken"), 1);
@@ -381,7 +347,7 @@ fn no_secret_in_any_process_argv() {
         let mut cmd = env.cmd(["credential-process", profile]);
         // Its output (one short line) fits in the pipe: it never blocks on it.
         cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-        Reaper(Some(cmd.spawn().expect("spawn credential-process")))
+        Reaper(cmd.spawn().expect("spawn credential-process"))
     };
     let mut cp_admin = spawn_cp("admin");
     let mut cp_other = spawn_cp("other");

@@ -18,21 +18,6 @@ use support::*;
 const SEED: &str = "JBSWY3DPEHPK3PXP";
 const SERIAL: &str = "arn:aws:iam::123456789012:mfa/dev";
 
-/// A long-lived key made up for one test.
-struct Key {
-    id: String,
-    secret: String,
-}
-
-impl Key {
-    fn new() -> Key {
-        Key {
-            id: format!("AKIA{}", random_hex(8).to_ascii_uppercase()),
-            secret: format!("LONGLIVED/{}+{}", random_hex(10), random_hex(6)),
-        }
-    }
-}
-
 struct World {
     env: Env,
     stub: StsStub,

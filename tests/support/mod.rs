@@ -30,7 +30,7 @@ pub use peers::{
     BaoAudit, Moto, OpenBao, SecretService, aws_cli_v2, keyutils_available, require, require_all,
     venv_python,
 };
-pub use process::{OutputExt, assert_code, assert_fail, assert_ok, run_with_timeout};
+pub use process::{OutputExt, Reaper, assert_code, assert_fail, assert_ok, run_with_timeout};
 pub use pty::{Pty, PtyOpts};
 pub use sts::{Issued, Recorded, StsStub, totp_at, totp_now};
 
@@ -47,6 +47,22 @@ pub fn unique_suffix() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// A long-lived key made up for one test: '/' and '+' like real secrets, and a
+/// `LONGLIVED` marker that is easy to scan for.
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Key {
+    pub fn new() -> Key {
+        Key {
+            id: format!("AKIA{}", random_hex(8).to_ascii_uppercase()),
+            secret: format!("LONGLIVED/{}+{}", random_hex(10), random_hex(6)),
+        }
+    }
 }
 
 /// `n` random bytes as lowercase hex. /dev/urandom is always there on the

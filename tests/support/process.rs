@@ -70,6 +70,23 @@ pub fn kill_tree(child: &mut Child) {
     let _ = child.kill();
 }
 
+/// A spawned child (and its process group) killed when the test ends, so a
+/// failing assertion leaves nothing running.
+pub struct Reaper(pub Child);
+
+impl Reaper {
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        kill_tree(&mut self.0);
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits for `child` until `deadline`; `None` on timeout (the child is left
 /// running for the caller to kill).
 pub fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
