@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and the dynamic completers.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
@@ -95,12 +96,17 @@ pub enum Command {
     /// Internal: writes direnv's shims, prints "PROFILE<TAB>DIR"
     #[command(hide = true)]
     Shims { profile: Option<String> },
-    /// Internal: what a direnv shim runs
-    #[command(hide = true)]
-    Shim {
-        name: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
+    /// Trust a repository's .awsmfa.toml, once you have read it (as `direnv allow`)
+    Allow {
+        /// A directory (its nearest .awsmfa.toml) or the file itself; default: here
+        #[arg(value_hint = clap::ValueHint::AnyPath)]
+        dir: Option<PathBuf>,
+    },
+    /// Stop trusting a repository's .awsmfa.toml
+    Deny {
+        /// A directory (its nearest .awsmfa.toml) or the file itself; default: here
+        #[arg(value_hint = clap::ValueHint::AnyPath)]
+        dir: Option<PathBuf>,
     },
     /// Check the setup and say what to fix
     Doctor,
@@ -123,12 +129,23 @@ fn profiles() -> ArgValueCandidates {
     })
 }
 
-/// `prompt` and `hook-env` run at every prompt and `cd`: their plain forms are
-/// dispatched here without building the clap parser, which costs a third of
-/// their start-up. Anything else (flags, `--help`, typos) goes through clap.
+/// The variable the completion scripts set at <TAB> (see `main`).
+pub const COMPLETE_VAR: &str = "_AWSMFA_COMPLETE";
+
+/// Dispatched without building the clap parser. `prompt` and `hook-env` run at
+/// every prompt and `cd`, and clap costs a third of their start-up (anything
+/// else, flags, `--help`, typos, goes through clap). `shim` must never go
+/// through clap: everything after the command name belongs to the wrapped
+/// tool, `--version`, `-h`, `-v` and `--` included.
 pub fn fast_path() -> Option<anyhow::Result<()>> {
     let mut args = std::env::args_os().skip(1);
     let first = args.next()?;
+    if first == "shim" {
+        let name = args.next()?.into_string().ok()?;
+        let rest: Vec<OsString> = args.collect();
+        crate::log::init(false);
+        return Some(cmd::shim(&name, &rest));
+    }
     let second = args.next();
     if args.next().is_some() {
         return None;
@@ -172,7 +189,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Shims { profile } => shell::shims(profile.as_deref()),
-        Command::Shim { name, args } => cmd::shim(&name, &args),
+        Command::Allow { dir } => cmd::allow(dir.as_deref()),
+        Command::Deny { dir } => cmd::deny(dir.as_deref()),
         Command::Doctor => cmd::doctor(),
     }
 }

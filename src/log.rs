@@ -5,6 +5,8 @@
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::config::names::printable_lines;
+
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 /// `-v`, or `AWSMFA_LOG=1` for runs where there is no command line to add
@@ -23,15 +25,22 @@ pub fn verbose() -> bool {
 macro_rules! debug {
     ($($arg:tt)*) => {
         if $crate::log::verbose() {
-            eprintln!("awsmfa: {}", format_args!($($arg)*));
+            $crate::log::info(format_args!($($arg)*));
         }
     };
 }
 
+// Messages carry names and paths from files and directories anyone can make:
+// their control characters are shown escaped (see `names::printable`).
+
 pub fn info(msg: impl Display) {
-    eprintln!("awsmfa: {msg}");
+    eprintln!("awsmfa: {}", printable_lines(&msg.to_string()));
 }
 
 pub fn warn(msg: impl Display) {
-    eprintln!("awsmfa: warning: {msg}");
+    eprintln!("awsmfa: warning: {}", printable_lines(&msg.to_string()));
+}
+
+pub fn error(msg: impl Display) {
+    eprintln!("awsmfa: error: {}", printable_lines(&msg.to_string()));
 }

@@ -49,9 +49,13 @@ fn main() -> ExitCode {
     if let Some(result) = cli::fast_path() {
         return finish(result);
     }
-    // At <TAB>, the shell runs `COMPLETE=<shell> awsmfa -- words…`; this answers
-    // and exits. Otherwise it costs one environment lookup.
-    clap_complete::CompleteEnv::with_factory(cli::Cli::command).complete();
+    // At <TAB>, the shell runs `_AWSMFA_COMPLETE=<shell> awsmfa -- words…`; this
+    // answers and exits. Otherwise it costs one environment lookup. A private
+    // name: `COMPLETE` is too common a variable to turn every command into a
+    // completion printer.
+    clap_complete::CompleteEnv::with_factory(cli::Cli::command)
+        .var(cli::COMPLETE_VAR)
+        .complete();
     let cli = cli::Cli::parse();
     log::init(cli.verbose);
     finish(cli::run(cli))
@@ -62,7 +66,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.downcast_ref::<Exit>().map_or(1, |x| x.code);
-            eprintln!("awsmfa: error: {e:#}");
+            log::error(format_args!("{e:#}"));
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }

@@ -4,7 +4,7 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-fn home() -> PathBuf {
+pub fn home() -> PathBuf {
     env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
@@ -49,13 +49,15 @@ pub fn expand_tilde(path: &str) -> PathBuf {
     }
 }
 
-/// `/home/me/src` → `~/src`, for messages.
+/// `/home/me/src` → `~/src`, for messages. A directory name is anyone's
+/// choice: control characters in it are shown escaped, never sent raw.
 pub fn display(path: &Path) -> String {
     let home = home();
-    match path.strip_prefix(&home) {
+    let text = match path.strip_prefix(&home) {
         Ok(rest) if home != Path::new("/") => format!("~/{}", rest.display()),
         _ => path.display().to_string(),
-    }
+    };
+    crate::config::names::printable(&text).into_owned()
 }
 
 /// The first executable `program` on PATH.

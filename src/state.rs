@@ -127,7 +127,7 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Write-then-rename, so a reader (or a crash) never sees half a file.
-fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("state path has no parent")?;
     create_private_dir(dir)?;
     let tmp = dir.join(format!(

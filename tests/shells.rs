@@ -430,7 +430,12 @@ fn wrappers_follow_the_directory(kind: Kind) {
         Kind::Zsh => "functions terragrunt",
         _ => "type terragrunt",
     });
-    assert!(body.contains("exec -- terragrunt"), "{body}");
+    // bash and zsh get the name quoted; fish's wrapper carries it as a variable.
+    let runs_awsmfa = match kind {
+        Kind::Fish => body.contains("set -l name terragrunt") && body.contains("exec -- $name"),
+        _ => body.contains("exec -- 'terragrunt'"),
+    };
+    assert!(runs_awsmfa, "{body}");
     assert_eq!(w.get_session_tokens(), 0, "cd alone must not mint");
     // hook-env prints nothing when nothing changed, and `cd .` keeps the wrappers.
     let again = sh.capture(&format!(

@@ -6,6 +6,7 @@
 
 __awsmfa_bin=@AWSMFA@
 __awsmfa_state=''
+__awsmfa_wrapped=()
 __awsmfa_pwd=''
 __awsmfa_refresh=900 # set per root by hook-env, from refresh_before
 awsmfa_prompt=''
@@ -22,6 +23,38 @@ __awsmfa_hook() {
   fi
   __awsmfa_segment
   return "$status"
+}
+
+# Called by hook-env's code before it defines the wrapper NAME: the user's own
+# function of that name (a personal `tofu` wrapper) is kept as
+# __awsmfa_saved_NAME while inside the root. awsmfa's own wrapper, left over
+# after re-sourcing the rc file, is never saved.
+__awsmfa_save() {
+  local def
+  declare -F -- "$1" >/dev/null || return 0
+  declare -F -- "__awsmfa_saved_$1" >/dev/null && return 0
+  def=$(declare -f -- "$1")
+  # The literal text of awsmfa's own wrapper body, not an expansion.
+  # shellcheck disable=SC2016
+  [[ $def == *'"$__awsmfa_bin" exec -- '* ]] && return 0
+  # bash can copy a function only by re-reading its text: the user's own code.
+  eval "function __awsmfa_saved_$def"
+}
+
+# Removes the wrappers this shell recorded in __awsmfa_wrapped (never a list
+# read back from awsmfa) and puts back what __awsmfa_save kept.
+__awsmfa_leave() {
+  local name def
+  for name in "${__awsmfa_wrapped[@]}"; do
+    unset -f -- "$name"
+    if declare -F -- "__awsmfa_saved_$name" >/dev/null; then
+      def=$(declare -f -- "__awsmfa_saved_$name")
+      eval "function ${def#__awsmfa_saved_}"
+      unset -f -- "__awsmfa_saved_$name"
+    fi
+  done
+  __awsmfa_wrapped=()
+  unset __awsmfa_profile __awsmfa_session_file
 }
 
 # Sets $awsmfa_prompt to "PROFILE 42m" (or "expired", "·" for no session, a
@@ -68,7 +101,7 @@ __awsmfa_complete() {
   local IFS=$'\n' words=("${COMP_WORDS[@]}")
   words[COMP_CWORD]=$2
   mapfile -t COMPREPLY < <(
-    _CLAP_IFS=$'\n' _CLAP_COMPLETE_INDEX=$COMP_CWORD COMPLETE=bash \
+    _CLAP_IFS=$'\n' _CLAP_COMPLETE_INDEX=$COMP_CWORD _AWSMFA_COMPLETE=bash \
       "$__awsmfa_bin" -- "${words[@]}" 2>/dev/null
   )
 }

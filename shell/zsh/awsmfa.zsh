@@ -6,6 +6,7 @@
 
 typeset -g __awsmfa_bin=@AWSMFA@
 typeset -g __awsmfa_state=''
+typeset -ga __awsmfa_wrapped=()
 typeset -g awsmfa_prompt=''
 zmodload zsh/datetime 2>/dev/null   # $EPOCHSECONDS, so the prompt needs no process
 
@@ -16,6 +17,31 @@ __awsmfa_hook() {
   out="$(__AWSMFA_STATE="$__awsmfa_state" "$__awsmfa_bin" hook-env zsh)" || return 0
   [[ -n $out ]] && eval "$out"
   __awsmfa_segment
+}
+
+# Called by hook-env's code before it defines the wrapper NAME: the user's own
+# function of that name (a personal `tofu` wrapper) is kept as
+# __awsmfa_saved_NAME while inside the root. awsmfa's own wrapper, left over
+# after re-sourcing the rc file, is never saved.
+__awsmfa_save() {
+  (( ${+functions[$1]} && ! ${+functions[__awsmfa_saved_$1]} )) || return 0
+  [[ $functions[$1] == *'"$__awsmfa_bin" exec -- '* ]] && return 0
+  functions[__awsmfa_saved_$1]=$functions[$1]
+}
+
+# Removes the wrappers this shell recorded in __awsmfa_wrapped (never a list
+# read back from awsmfa) and puts back what __awsmfa_save kept.
+__awsmfa_leave() {
+  local name
+  for name in "${__awsmfa_wrapped[@]}"; do
+    unset -f -- "$name" 2>/dev/null
+    if (( ${+functions[__awsmfa_saved_$name]} )); then
+      functions[$name]=$functions[__awsmfa_saved_$name]
+      unset -f -- "__awsmfa_saved_$name"
+    fi
+  done
+  __awsmfa_wrapped=()
+  unset __awsmfa_profile __awsmfa_session_file __awsmfa_refresh
 }
 
 # Sets $awsmfa_prompt to "PROFILE 42m" (or "expired", "·" for no session, a

@@ -11,7 +11,7 @@ use crate::session::{Kind, Plan};
 use crate::store::Store;
 use crate::sts::Endpoint;
 use crate::tty::Tty;
-use crate::{keys, mfa, openbao, paths, state, tool};
+use crate::{keys, mfa, openbao, paths, roots, state, tool};
 
 #[derive(Default)]
 struct Report {
@@ -79,6 +79,29 @@ pub fn doctor() -> anyhow::Result<()> {
             paths::display(&paths::state_dir())
         )),
         Err(e) => r.fail(&format!("{e:#}"), "make XDG_STATE_HOME writable"),
+    }
+
+    if let Ok(cwd) = std::env::current_dir() {
+        let lookup = roots::lookup(&cwd, &settings);
+        for note in &lookup.notes {
+            let fix = match note {
+                roots::Note::NotAllowed { .. } => {
+                    "until then it maps nothing; `awsmfa allow` shows what it maps as it records it"
+                }
+                roots::Note::Ignored { .. } => {
+                    "awsmfa reads only small regular files of yours, in directories only you can write"
+                }
+            };
+            r.warn(&note.message(), fix);
+        }
+        if let Some(found) = &lookup.found {
+            r.ok(&format!(
+                "root {} ({}): profile {}",
+                paths::display(&found.dir),
+                found.describe(),
+                found.root.profile
+            ));
+        }
     }
 
     let cfg = Config { aws, settings };

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, names};
 use crate::session::{self, Kind, Plan};
 use crate::{keys, log, state, time};
 
@@ -135,10 +135,12 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         } else {
             r.roots.join(",")
         };
-        println!(
+        // ~/.aws/config allows nearly any profile name; the terminal gets none raw.
+        let line = format!(
             "{:width$}  {keys:18}  {mfa:10}  {session:28}  {roots}",
             r.profile
         );
+        println!("{}", names::printable(&line));
     }
     Ok(())
 }

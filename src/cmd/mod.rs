@@ -6,12 +6,14 @@ mod keys;
 mod list;
 mod run;
 mod status;
+mod trust;
 
 pub use doctor::doctor;
 pub use keys::{add, remove};
 pub use list::{clear, list};
 pub use run::{ExecArgs, credential_process, exec, shim};
 pub use status::status;
+pub use trust::{allow, deny};
 
 use crate::config::Config;
 

@@ -62,12 +62,24 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
     }
     let cfg = Config::load()?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let found = roots::find(&cwd, &cfg.settings)?;
-    let (profile, root) = match (args.profile, &found) {
+    let lookup = roots::lookup(&cwd, &cfg.settings);
+    let (profile, root) = match (args.profile, &lookup.found) {
+        // A named profile needs no root: root files on the way up are not its concern.
         (Some(p), Some(f)) => (p.to_string(), (f.root.profile == p).then_some(f)),
         (Some(p), None) => (p.to_string(), None),
-        (None, Some(f)) => (f.root.profile.clone(), Some(f)),
+        (None, Some(f)) => {
+            for note in &lookup.notes {
+                log::warn(note.message());
+            }
+            (f.root.profile.clone(), Some(f))
+        }
         (None, None) => {
+            if let Some(note) = lookup.not_allowed() {
+                bail!("{}", note.message());
+            }
+            for note in &lookup.notes {
+                log::warn(note.message());
+            }
             let dir = roots::looks_like_root(&cwd).unwrap_or(cwd.clone());
             bail!(
                 "no profile given, and {} is not inside a mapped OpenTofu root; name one \

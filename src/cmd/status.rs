@@ -18,6 +18,31 @@ struct Status {
     /// A directory that looks like an OpenTofu root but is not mapped.
     unmapped_root: Option<String>,
     hint: Option<String>,
+    /// Repository root files passed over: not allowed, changed, or ignored.
+    root_files: Vec<RootFileNote>,
+}
+
+#[derive(Serialize)]
+struct RootFileNote {
+    file: String,
+    /// `not_allowed`, `changed` or `ignored`.
+    state: &'static str,
+    message: String,
+}
+
+impl From<&roots::Note> for RootFileNote {
+    fn from(note: &roots::Note) -> Self {
+        let state = match note {
+            roots::Note::NotAllowed { changed: false, .. } => "not_allowed",
+            roots::Note::NotAllowed { changed: true, .. } => "changed",
+            roots::Note::Ignored { .. } => "ignored",
+        };
+        Self {
+            file: paths::display(note.file()),
+            state,
+            message: note.message(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -81,7 +106,7 @@ impl SessionInfo {
 pub fn status(json: bool) -> anyhow::Result<()> {
     let cfg = Config::load()?;
     let cwd = std::env::current_dir()?;
-    let found = roots::find(&cwd, &cfg.settings)?;
+    let lookup = roots::lookup(&cwd, &cfg.settings);
     let mut status = Status {
         directory: paths::display(&cwd),
         root: None,
@@ -94,8 +119,9 @@ pub fn status(json: bool) -> anyhow::Result<()> {
         },
         unmapped_root: None,
         hint: None,
+        root_files: lookup.notes.iter().map(RootFileNote::from).collect(),
     };
-    match &found {
+    match &lookup.found {
         Some(f) => {
             status.root = Some(RootInfo {
                 dir: paths::display(&f.dir),
@@ -106,6 +132,7 @@ pub fn status(json: bool) -> anyhow::Result<()> {
             status.wrap = cfg.settings.wrap.clone();
             status.session = session_info(&cfg, &f.root.profile);
         }
+        None if lookup.not_allowed().is_some() => {}
         None => {
             if let Some(dir) = roots::looks_like_root(&cwd) {
                 status.hint = Some(roots::mapping_hint(&dir, &cfg.settings));
@@ -138,8 +165,12 @@ pub fn status(json: bool) -> anyhow::Result<()> {
                 out!("root       none: {dir} looks like an OpenTofu root but is not mapped");
                 out!("           {hint}");
             }
+            _ if !status.root_files.is_empty() => out!("root       none"),
             _ => out!("root       none (no OpenTofu root mapped here or above)"),
         },
+    }
+    for note in &status.root_files {
+        out!("root file  {}", note.message);
     }
     print!("{text}");
     Ok(())

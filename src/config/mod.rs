@@ -2,6 +2,7 @@
 
 pub mod aws;
 mod ini;
+pub mod names;
 pub mod settings;
 
 pub use aws::AwsConfig;

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::names;
 use crate::paths;
 
 pub const DEFAULT_WRAP: [&str; 3] = ["terragrunt", "tofu", "terraform"];
@@ -115,7 +116,7 @@ struct RawSettings {
     #[serde(default)]
     roots: BTreeMap<String, Spanned<RawRoot>>,
     #[serde(default)]
-    profiles: BTreeMap<String, ProfileSettings>,
+    profiles: BTreeMap<Spanned<String>, ProfileSettings>,
     openbao: Option<OpenBaoSettings>,
 }
 
@@ -180,10 +181,12 @@ impl Settings {
         let mut settings = Self::defaults(path.clone());
         if let Some(wrap) = raw.wrap {
             for name in wrap.get_ref() {
-                if !is_command_name(name) {
+                if !names::is_command_name(name) {
                     bail!(
-                        "{}: wrap entry `{name}` is not a command name (letters, digits, `-`, `_`, `.`)",
-                        at(wrap.span().start)
+                        "{}: wrap entry {:?} is not a command awsmfa can wrap ({})",
+                        at(wrap.span().start),
+                        name,
+                        names::COMMAND_RULE
                     );
                 }
             }
@@ -211,7 +214,10 @@ impl Settings {
                 .roots
                 .insert(key, resolve_root(root, text, &path, line)?);
         }
-        settings.profiles = raw.profiles;
+        for (name, profile) in raw.profiles {
+            check_profile_name(name.get_ref(), &at(name.span().start))?;
+            settings.profiles.insert(name.into_inner(), profile);
+        }
         settings.openbao = raw.openbao;
         Ok(settings)
     }
@@ -230,9 +236,7 @@ pub fn parse_root_file(text: &str, path: &Path) -> anyhow::Result<Root> {
 
 fn resolve_root(raw: RawRoot, text: &str, path: &Path, line: usize) -> anyhow::Result<Root> {
     let at = |offset: usize| format!("{}:{}", path.display(), line_of(text, offset));
-    if raw.profile.get_ref().trim().is_empty() {
-        bail!("{}: profile is empty", at(raw.profile.span().start));
-    }
+    check_profile_name(raw.profile.get_ref(), &at(raw.profile.span().start))?;
     let secrets = match (raw.doppler, raw.infisical) {
         (Some(_), Some(i)) => bail!(
             "{}: a root takes one secrets manager, doppler or infisical, not both",
@@ -241,22 +245,34 @@ fn resolve_root(raw: RawRoot, text: &str, path: &Path, line: usize) -> anyhow::R
         (Some(d), None) => {
             let value = d.get_ref();
             match value.split_once('/') {
-                Some((project, config))
-                    if !project.is_empty() && !config.is_empty() && !config.contains('/') =>
-                {
+                Some((project, config)) if is_slug(project) && is_slug(config) => {
                     Some(SecretsManager::Doppler {
                         project: project.to_string(),
                         config: config.to_string(),
                     })
                 }
                 _ => bail!(
-                    "{}: doppler = \"{value}\" should be \"PROJECT/CONFIG\", e.g. \"infra-project/prd\"",
+                    "{}: doppler = {value:?} should be \"PROJECT/CONFIG\", e.g. \"infra-project/prd\" \
+                     (letters, digits, _ . -)",
                     at(d.span().start)
                 ),
             }
         }
         (None, Some(i)) => {
+            let line = at(i.span().start);
             let i = i.into_inner();
+            if !is_slug(&i.project_id) || !is_slug(&i.env) {
+                bail!(
+                    "{line}: infisical project_id and env are letters, digits, _ . - (got {:?} and {:?})",
+                    i.project_id,
+                    i.env
+                );
+            }
+            if let Some(p) = &i.path
+                && (!p.starts_with('/') || p.chars().any(char::is_control))
+            {
+                bail!("{line}: infisical path {p:?} should start with / (e.g. \"/tofu\")");
+            }
             Some(SecretsManager::Infisical {
                 project_id: i.project_id,
                 env: i.env,
@@ -273,12 +289,25 @@ fn resolve_root(raw: RawRoot, text: &str, path: &Path, line: usize) -> anyhow::R
     })
 }
 
-fn is_command_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('-')
-        && name
+fn check_profile_name(name: &str, at: &str) -> anyhow::Result<()> {
+    if !names::is_profile_name(name) {
+        bail!(
+            "{at}: profile name {:?} is not allowed; a profile name is {}",
+            names::printable(name),
+            names::PROFILE_RULE
+        );
+    }
+    Ok(())
+}
+
+/// A Doppler project or config, an Infisical project id or environment: passed
+/// as separate arguments, so never an option (`-…`) and never whitespace.
+fn is_slug(value: &str) -> bool {
+    !value.is_empty()
+        && !value.starts_with('-')
+        && value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]

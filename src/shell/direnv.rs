@@ -6,14 +6,16 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
 use super::posix_quote;
-use crate::config::Settings;
-use crate::{Exit, paths, roots, state};
+use crate::config::{Settings, names};
+use crate::{Exit, log, paths, roots, state};
 
 pub fn library() -> String {
     let bin = super::self_path();
@@ -27,16 +29,30 @@ fn shims_dir() -> PathBuf {
     paths::state_dir().join("shims")
 }
 
-/// `awsmfa shims [PROFILE]`: writes a shim per wrapped command and prints
-/// `PROFILE<TAB>DIR` for the direnv library.
+/// `awsmfa shims [PROFILE]`: writes a shim per wrapped command and prints two
+/// lines for the direnv library: the profile, then the shims directory. The
+/// library checks both (a profile name, the directory it expects) before
+/// either reaches PATH or the environment.
 pub fn shims(profile: Option<&str>) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let profile = match profile {
-        Some(p) => p.to_string(),
+        Some(p) if names::is_profile_name(p) => p.to_string(),
+        Some(p) => bail!(
+            "`use awsmfa {}`: not a profile name; a profile name is {}",
+            names::printable(p),
+            names::PROFILE_RULE
+        ),
         None => {
             let cwd = std::env::current_dir()?;
-            match roots::find(&cwd, &settings)? {
+            let lookup = roots::lookup(&cwd, &settings);
+            for note in &lookup.notes {
+                log::warn(note.message());
+            }
+            match lookup.found {
                 Some(found) => found.root.profile,
+                None if lookup.not_allowed().is_some() => bail!(
+                    "`use awsmfa` without a profile needs a mapped root, and the root file here is not allowed yet (see above)"
+                ),
                 None => bail!(
                     "`use awsmfa` without a profile needs a mapped root, and {} has none; write `use awsmfa PROFILE`, or {}",
                     paths::display(&cwd),
@@ -70,7 +86,10 @@ pub fn shims(profile: Option<&str>) -> anyhow::Result<()> {
             let _ = fs::remove_file(entry.path());
         }
     }
-    println!("{profile}\t{}", dir.display());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{profile}")?;
+    out.write_all(dir.as_os_str().as_bytes())?;
+    writeln!(out)?;
     Ok(())
 }
 

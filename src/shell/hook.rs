@@ -1,73 +1,104 @@
 //! `hook-env`: run by the shell hook on every directory change. The shell passes
-//! what it last applied in `__AWSMFA_STATE`; when the root, profile and wrapped
-//! commands are unchanged nothing is printed, otherwise the code that removes the
-//! old wrappers and defines the new ones.
+//! a digest of what it last applied in `__AWSMFA_STATE`; when the same root,
+//! profile and wrapped commands apply, nothing is printed. Otherwise it prints
+//! code that calls the hook script's `__awsmfa_leave` (which removes the
+//! wrappers the shell itself recorded in `__awsmfa_wrapped`), then sets up the
+//! new root.
+//!
+//! Directory names and repository files are anyone's: nothing read from them is
+//! ever spliced into code. The state is a hex digest that is only compared;
+//! values are quoted for their shell; the only words in code position are
+//! wrapped command names, which are checked against `names::is_command_name`
+//! here, whatever config.toml said.
 
 use std::fmt::Write;
+use std::os::unix::ffi::OsStrExt;
+
+use sha2::{Digest, Sha256};
 
 use super::Shell;
-use crate::config::Settings;
-use crate::{roots, state};
+use crate::config::{Settings, names};
+use crate::roots::{self, Note};
+use crate::{log, state};
 
-/// What the shell has applied, as one comparable string.
+/// What the shell applies inside a root.
 #[derive(Debug, PartialEq, Eq)]
-struct Applied {
-    dir: String,
-    profile: String,
-    wrap: Vec<String>,
+struct Applied<'a> {
+    profile: &'a str,
+    wrap: Vec<&'a str>,
     refresh_secs: u64,
 }
 
-impl Applied {
-    fn encode(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n{}",
-            self.dir,
-            self.profile,
-            self.wrap.join(" "),
-            self.refresh_secs
-        )
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let mut lines = text.split('\n');
-        let dir = lines.next()?.to_string();
-        let profile = lines.next()?.to_string();
-        let wrap = lines.next()?.split_whitespace().map(String::from).collect();
-        let refresh_secs = lines.next()?.parse().ok()?;
-        Some(Self {
-            dir,
-            profile,
-            wrap,
-            refresh_secs,
-        })
-    }
-}
-
 pub fn hook_env(shell: Shell) -> anyhow::Result<()> {
-    let previous = std::env::var("__AWSMFA_STATE").unwrap_or_default();
+    let previous = std::env::var_os("__AWSMFA_STATE").unwrap_or_default();
     let settings = Settings::load()?;
     let cwd = std::env::current_dir()?;
-    let current = roots::find(&cwd, &settings)?.map(|found| Applied {
-        dir: found.dir.to_string_lossy().into_owned(),
-        profile: found.root.profile,
-        wrap: settings.wrap.clone(),
+    let lookup = roots::lookup(&cwd, &settings);
+    let applied = lookup.found.as_ref().map(|found| Applied {
+        profile: &found.root.profile,
+        wrap: settings
+            .wrap
+            .iter()
+            .map(String::as_str)
+            .filter(|w| names::is_command_name(w))
+            .collect(),
         refresh_secs: settings.refresh_before.as_secs(),
     });
-    let encoded = current.as_ref().map(Applied::encode).unwrap_or_default();
-    if encoded == previous {
+    let digest = state_digest(
+        lookup.found.as_ref().map(|f| f.dir.as_os_str().as_bytes()),
+        applied.as_ref(),
+        &lookup.notes,
+    );
+    if previous.as_bytes() == digest.as_bytes() {
         return Ok(());
     }
+    // Said once per change of what applies, like direnv's "is blocked".
+    for note in &lookup.notes {
+        match note {
+            Note::NotAllowed { .. } => log::info(note.message()),
+            Note::Ignored { .. } => log::warn(note.message()),
+        }
+    }
     let mut out = String::new();
-    if let Some(old) = Applied::decode(&previous) {
-        leave(shell, &old, &mut out);
+    if !previous.is_empty() {
+        out.push_str("__awsmfa_leave\n");
     }
-    if let Some(new) = &current {
-        enter(shell, new, &mut out);
+    if let Some(applied) = &applied {
+        enter(shell, applied, &mut out);
     }
-    set_var(shell, "__awsmfa_state", &encoded, &mut out);
+    set_var(shell, "__awsmfa_state", &digest, &mut out);
     print!("{out}");
     Ok(())
+}
+
+/// Empty when nothing applies and nothing is to be said (the shell's starting
+/// state), else a digest of everything that decides the output.
+fn state_digest(dir: Option<&[u8]>, applied: Option<&Applied>, notes: &[Note]) -> String {
+    if applied.is_none() && notes.is_empty() {
+        return String::new();
+    }
+    let mut h = Sha256::new();
+    let mut put = |field: &[u8]| {
+        h.update((field.len() as u64).to_le_bytes());
+        h.update(field);
+    };
+    put(b"v2");
+    put(dir.unwrap_or_default());
+    if let Some(a) = applied {
+        put(a.profile.as_bytes());
+        put(&a.refresh_secs.to_le_bytes());
+        for w in &a.wrap {
+            put(w.as_bytes());
+        }
+    }
+    for note in notes {
+        put(note.file().as_os_str().as_bytes());
+        put(note.message().as_bytes());
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn set_var(shell: Shell, name: &str, value: &str, out: &mut String) {
@@ -80,8 +111,8 @@ fn set_var(shell: Shell, name: &str, value: &str, out: &mut String) {
 }
 
 fn enter(shell: Shell, new: &Applied, out: &mut String) {
-    let session_file = state::session_file(&new.profile);
-    set_var(shell, "__awsmfa_profile", &new.profile, out);
+    let session_file = state::session_file(new.profile);
+    set_var(shell, "__awsmfa_profile", new.profile, out);
     set_var(
         shell,
         "__awsmfa_session_file",
@@ -94,135 +125,80 @@ fn enter(shell: Shell, new: &Applied, out: &mut String) {
         &new.refresh_secs.to_string(),
         out,
     );
-    // Command names are validated when config.toml is read: safe as function names.
+    let list: Vec<String> = new.wrap.iter().map(|w| shell.quote(w)).collect();
+    let list = list.join(" ");
+    let _ = match shell {
+        Shell::Zsh => writeln!(out, "typeset -ga __awsmfa_wrapped=({list})"),
+        Shell::Bash => writeln!(out, "__awsmfa_wrapped=({list})"),
+        // fish defines each wrapper from the list itself (`function $name`).
+        Shell::Fish => writeln!(out, "set -g __awsmfa_wrapped {list}\n__awsmfa_enter"),
+    };
+    if shell == Shell::Fish {
+        return;
+    }
     for cmd in &new.wrap {
-        save_user_function(shell, cmd, out);
-        let _ = match shell {
-            // `function NAME {` rather than `NAME() {`: an alias of the same name is
-            // not expanded in the definition, so it cannot break it.
-            Shell::Zsh | Shell::Bash => writeln!(
-                out,
-                "function {cmd} {{ \"$__awsmfa_bin\" exec -- {cmd} \"$@\"; }}"
-            ),
-            Shell::Fish => writeln!(
-                out,
-                "function {cmd} --wraps {cmd} --description 'awsmfa: {cmd} under {}'\n    $__awsmfa_bin exec -- {cmd} $argv\nend",
-                new.profile.replace(['\'', '\\'], "")
-            ),
-        };
+        // `function NAME {` rather than `NAME() {`: an alias of the same name is
+        // not expanded in the definition, so it cannot break it. `cmd` passed
+        // is_command_name: a plain word, safe in code position.
+        let quoted = shell.quote(cmd);
+        let _ = writeln!(
+            out,
+            "__awsmfa_save {quoted}\nfunction {cmd} {{ \"$__awsmfa_bin\" exec -- {quoted} \"$@\"; }}"
+        );
     }
-}
-
-fn leave(shell: Shell, old: &Applied, out: &mut String) {
-    let vars = "__awsmfa_profile __awsmfa_session_file __awsmfa_refresh";
-    let cmds = old.wrap.join(" ");
-    let _ = match shell {
-        Shell::Zsh | Shell::Bash if cmds.is_empty() => writeln!(out, "unset {vars}"),
-        Shell::Zsh | Shell::Bash => writeln!(out, "unset -f {cmds} 2>/dev/null\nunset {vars}"),
-        Shell::Fish if cmds.is_empty() => writeln!(out, "set -e {vars}"),
-        Shell::Fish => writeln!(out, "functions -e {cmds}\nset -e {vars}"),
-    };
-    for cmd in &old.wrap {
-        restore_user_function(shell, cmd, out);
-    }
-}
-
-/// The user's own function of a wrapped command's name (a personal `tofu`
-/// wrapper, fish's autoloaded `tofu.fish`) is kept as `__awsmfa_saved_NAME`
-/// while inside a root, and put back on leaving instead of being lost. awsmfa's
-/// own wrapper (left over after re-sourcing the rc file) is never saved.
-fn save_user_function(shell: Shell, cmd: &str, out: &mut String) {
-    let ours = "\"$__awsmfa_bin\" exec -- ";
-    let _ = match shell {
-        Shell::Bash => writeln!(
-            out,
-            "if declare -F {cmd} >/dev/null && ! declare -F __awsmfa_saved_{cmd} >/dev/null; then\n  \
-             __awsmfa_def=$(declare -f {cmd})\n  \
-             [[ $__awsmfa_def == *'{ours}'* ]] || eval \"function __awsmfa_saved_$__awsmfa_def\"\n  \
-             unset __awsmfa_def\nfi"
-        ),
-        Shell::Zsh => writeln!(
-            out,
-            "if (( ${{+functions[{cmd}]}} && ! ${{+functions[__awsmfa_saved_{cmd}]}} )) \
-             && [[ $functions[{cmd}] != *'{ours}'* ]]; then\n  \
-             functions[__awsmfa_saved_{cmd}]=$functions[{cmd}]\nfi"
-        ),
-        Shell::Fish => writeln!(
-            out,
-            "if functions -q {cmd}; and not functions -q __awsmfa_saved_{cmd}\n    \
-             and not functions {cmd} | string match -q '*$__awsmfa_bin exec -- *'\n    \
-             functions -c {cmd} __awsmfa_saved_{cmd}\nend"
-        ),
-    };
-}
-
-fn restore_user_function(shell: Shell, cmd: &str, out: &mut String) {
-    let _ = match shell {
-        Shell::Bash => writeln!(
-            out,
-            "if declare -F __awsmfa_saved_{cmd} >/dev/null; then\n  \
-             __awsmfa_def=$(declare -f __awsmfa_saved_{cmd})\n  \
-             eval \"function ${{__awsmfa_def#__awsmfa_saved_}}\"\n  \
-             unset -f __awsmfa_saved_{cmd}\n  unset __awsmfa_def\nfi"
-        ),
-        Shell::Zsh => writeln!(
-            out,
-            "if (( ${{+functions[__awsmfa_saved_{cmd}]}} )); then\n  \
-             functions[{cmd}]=$functions[__awsmfa_saved_{cmd}]\n  \
-             unset -f __awsmfa_saved_{cmd}\nfi"
-        ),
-        Shell::Fish => writeln!(
-            out,
-            "if functions -q __awsmfa_saved_{cmd}\n    \
-             functions -c __awsmfa_saved_{cmd} {cmd}\n    \
-             functions -e __awsmfa_saved_{cmd}\nend"
-        ),
-    };
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn state_round_trips() {
-        let a = Applied {
-            dir: "/home/me/src/tofu-proxmox".into(),
-            profile: "tf-proxmox".into(),
-            wrap: vec!["terragrunt".into(), "tofu".into()],
+    fn applied() -> Applied<'static> {
+        Applied {
+            profile: "tf-x",
+            wrap: vec!["terragrunt", "tofu"],
             refresh_secs: 900,
-        };
-        assert_eq!(Applied::decode(&a.encode()), Some(a));
-        assert_eq!(Applied::decode(""), None);
+        }
     }
 
     #[test]
-    fn renders_wrappers_and_removal() {
-        let a = Applied {
-            dir: "/r".into(),
-            profile: "p'x".into(),
-            wrap: vec!["tofu".into()],
-            refresh_secs: 60,
+    fn state_is_empty_outside_and_changes_with_what_applies() {
+        assert_eq!(state_digest(None, None, &[]), "");
+        let a = state_digest(Some(b"/r"), Some(&applied()), &[]);
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, state_digest(Some(b"/r"), Some(&applied()), &[]));
+        assert_ne!(a, state_digest(Some(b"/r2"), Some(&applied()), &[]));
+        let mut b = applied();
+        b.wrap.pop();
+        assert_ne!(a, state_digest(Some(b"/r"), Some(&b), &[]));
+        let note = Note::Ignored {
+            file: "/x/.awsmfa.toml".into(),
+            why: "w".into(),
         };
+        assert_ne!(state_digest(None, None, &[note]), "");
+    }
+
+    #[test]
+    fn renders_quoted_values_and_validated_names() {
         let mut out = String::new();
-        enter(Shell::Bash, &a, &mut out);
-        assert!(out.contains("__awsmfa_profile='p'\\''x'"), "{out}");
+        enter(Shell::Bash, &applied(), &mut out);
+        assert!(out.contains("__awsmfa_profile='tf-x'\n"), "{out}");
         assert!(
-            out.contains("function tofu { \"$__awsmfa_bin\" exec -- tofu \"$@\"; }"),
+            out.contains("__awsmfa_wrapped=('terragrunt' 'tofu')\n"),
             "{out}"
         );
-        // The user's own `tofu` is saved before the wrapper replaces it...
-        let save = out
-            .find("__awsmfa_saved_tofu")
-            .expect("saves a user function");
-        assert!(save < out.find("function tofu {").unwrap(), "{out}");
-        let mut out = String::new();
-        leave(Shell::Fish, &a, &mut out);
-        assert!(out.starts_with("functions -e tofu\n"), "{out}");
-        // ...and put back after the wrapper is gone.
         assert!(
-            out.contains("functions -c __awsmfa_saved_tofu tofu\n"),
+            out.contains(
+                "__awsmfa_save 'tofu'\nfunction tofu { \"$__awsmfa_bin\" exec -- 'tofu' \"$@\"; }"
+            ),
             "{out}"
         );
+        let mut out = String::new();
+        enter(Shell::Fish, &applied(), &mut out);
+        assert!(
+            out.contains("set -g __awsmfa_wrapped 'terragrunt' 'tofu'\n__awsmfa_enter\n"),
+            "{out}"
+        );
+        assert!(!out.contains("function"), "{out}");
     }
 }

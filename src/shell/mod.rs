@@ -65,7 +65,13 @@ pub fn init(shell: Shell) -> anyhow::Result<()> {
     };
     if let Some(completer) = completer {
         let mut buf = Vec::new();
-        completer.write_registration("COMPLETE", "awsmfa", "awsmfa", &bin, &mut buf)?;
+        completer.write_registration(
+            crate::cli::COMPLETE_VAR,
+            "awsmfa",
+            "awsmfa",
+            &bin,
+            &mut buf,
+        )?;
         let registration = String::from_utf8_lossy(&buf);
         if shell == Shell::Zsh {
             // compdef exists only after compinit; without it, skip rather than error.

@@ -1,7 +1,7 @@
 //! `awsmfa prompt`: the segment for starship, powerlevel10k and friends. Reads
 //! config.toml and one metadata file; nothing else.
 
-use crate::config::Settings;
+use crate::config::{Settings, names};
 use crate::{roots, state, time};
 
 /// `42m`, `2h05m`, `9m!` (less than `refresh_before` left: the next wrapped
@@ -22,11 +22,12 @@ pub fn ttl_text(expiry: Option<u64>, now: u64, refresh_secs: u64) -> String {
 pub fn prompt(format: Option<&str>) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let cwd = std::env::current_dir()?;
-    let profile = match roots::find(&cwd, &settings)? {
+    let profile = match roots::find(&cwd, &settings) {
         Some(found) => found.root.profile,
         // `use awsmfa PROFILE` in an .envrc names a profile without a mapped root.
+        // Checked like any name: the variable is whatever the environment says.
         None => match std::env::var("AWSMFA_DIRENV_PROFILE") {
-            Ok(p) if !p.is_empty() => p,
+            Ok(p) if names::is_profile_name(&p) => p,
             _ => return Ok(()),
         },
     };
