@@ -562,6 +562,177 @@ fn fish_wrappers_follow_the_directory() {
     wrappers_follow_the_directory(Kind::Fish);
 }
 
+// --- what a cloned repository can and cannot do -----------------------------------
+
+/// Every file named `name` under `dir`, at any depth.
+fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name() == name {
+            found.push(path.clone());
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(files_named(&path, name));
+        }
+    }
+    found
+}
+
+/// Issue 8, case 1, as reported: a committed `.awsmfa.toml` whose profile holds
+/// `x\nx;{touch,PWNED}\n900`, and a mapped root whose directory name does the
+/// same, ran `touch` on `cd` in and out (bash and fish: the hook state was split
+/// on newlines and `unset -f` / `functions -e` built from it). Now the file is
+/// refused (its profile is no profile name) and the directory works as a root
+/// under its hostile name; nothing runs, and the shell stays usable.
+fn hostile_repository_runs_nothing(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let marker = w.env.root.join("pwned-by-file");
+    let cloned = w.env.work.join("cloned");
+    fs::create_dir_all(&cloned).expect("create cloned repo");
+    fs::write(
+        cloned.join(".awsmfa.toml"),
+        format!("profile = \"x\\nx;{{touch,{}}}\\n900\"\n", marker.display()),
+    )
+    .expect("write hostile root file");
+    let mut allow = w.env.cmd(["allow"]);
+    allow.current_dir(&cloned);
+    let refused = w.env.run_cmd(allow);
+    assert_code(&refused, 1);
+    let why = refused.stderr_str();
+    assert!(
+        why.contains(".awsmfa.toml:1: profile name") && !why.contains('\u{1b}'),
+        "{why}"
+    );
+    // A root under a name that split into "dir / profile / wrap list / refresh".
+    let named = w.env.work.join("r\nx\nx;{touch,pwned-by-name}\n900");
+    fs::create_dir_all(&named).expect("create hostile directory");
+    fs::write(named.join(".awsmfa.toml"), "profile = \"tf-proxmox\"\n").expect("write");
+    let mut allow = w.env.cmd(["allow"]);
+    allow.current_dir(&named);
+    assert_ok(&w.env.run_cmd(allow));
+    // Typed through a link with a plain name: the hook sees the canonical, hostile one.
+    let link = w.env.work.join("named-link");
+    std::os::unix::fs::symlink(&named, &link).expect("symlink");
+
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    for _ in 0..2 {
+        // Never allowed, so never even parsed.
+        let shown = sh.cd(&cloned);
+        assert!(
+            shown.contains("is not allowed"),
+            "no notice for the file: {shown}"
+        );
+        assert!(!sh.is_function("terragrunt"));
+        sh.cd(&w.outside);
+        sh.cd(&link);
+        assert!(
+            sh.is_function("terragrunt"),
+            "the hostile-named root is a root"
+        );
+        assert_eq!(
+            sh.capture("echo \"$__awsmfa_profile\"").trim(),
+            "tf-proxmox"
+        );
+        sh.cd(&w.outside);
+        assert!(!sh.is_function("terragrunt"), "wrappers left behind");
+    }
+    assert!(!marker.exists(), "the repository file ran a command");
+    assert!(
+        files_named(&w.env.root, "pwned-by-name").is_empty(),
+        "the directory name ran a command"
+    );
+    assert_eq!(sh.capture("echo still-here").trim(), "still-here");
+}
+
+#[test]
+fn zsh_hostile_repository_runs_nothing() {
+    hostile_repository_runs_nothing(Kind::Zsh);
+}
+
+#[test]
+fn bash_hostile_repository_runs_nothing() {
+    hostile_repository_runs_nothing(Kind::Bash);
+}
+
+#[test]
+fn fish_hostile_repository_runs_nothing() {
+    hostile_repository_runs_nothing(Kind::Fish);
+}
+
+/// Issue 8, case 2: a fresh clone's root file maps nothing until `awsmfa
+/// allow`; the hook says so once per directory, not at every prompt or `cd`
+/// within; allow, a change to the file, and deny each take effect at the next `cd`.
+fn unallowed_repository_wraps_nothing_until_allowed(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let repo = w.env.work.join("fresh-clone");
+    let sub = repo.join("modules/vpc");
+    fs::create_dir_all(&sub).expect("create repo");
+    let file = repo.join(".awsmfa.toml");
+    fs::write(&file, "profile = \"tf-proxmox\"\n").expect("write");
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    let notice = "/fresh-clone/.awsmfa.toml is not allowed; review it, then run awsmfa allow";
+    let shown = sh.cd(&repo);
+    assert_eq!(shown.matches(notice).count(), 1, "{shown}");
+    assert!(!sh.is_function("terragrunt"));
+    assert_eq!(sh.segment(), "", "no profile in the prompt");
+    let shown = sh.cd(&sub);
+    assert!(!shown.contains("not allowed"), "said twice: {shown}");
+    sh.run("true");
+    assert!(!sh.segment().contains("tf-proxmox"));
+    // Typing the wrapped command runs the real one, with no credentials.
+    let out = sh.capture("terragrunt plan");
+    assert!(out.contains("AWS_ACCESS_KEY_ID=none"), "{out}");
+    assert_eq!(w.get_session_tokens(), 0);
+
+    sh.cd(&w.outside);
+    let shown = sh.run("awsmfa allow ../fresh-clone");
+    assert!(shown.contains("profile  tf-proxmox"), "{shown}");
+    sh.cd(&sub);
+    assert!(sh.is_function("terragrunt"), "allowed: wrapped");
+    // A change to the file needs a new allow.
+    sh.cd(&w.outside);
+    fs::write(&file, "profile = \"tf-runs-on\"\n").expect("rewrite");
+    let shown = sh.cd(&repo);
+    assert!(shown.contains("changed since you allowed it"), "{shown}");
+    assert!(!sh.is_function("terragrunt"));
+    sh.run("awsmfa allow");
+    sh.cd(&sub);
+    assert!(sh.is_function("terragrunt"));
+    assert_eq!(
+        sh.capture("echo \"$__awsmfa_profile\"").trim(),
+        "tf-runs-on"
+    );
+    sh.run("awsmfa deny");
+    sh.cd(&repo);
+    assert!(
+        !sh.is_function("terragrunt"),
+        "denied: unwrapped at the next cd"
+    );
+}
+
+#[test]
+fn zsh_unallowed_repository_wraps_nothing_until_allowed() {
+    unallowed_repository_wraps_nothing_until_allowed(Kind::Zsh);
+}
+
+#[test]
+fn bash_unallowed_repository_wraps_nothing_until_allowed() {
+    unallowed_repository_wraps_nothing_until_allowed(Kind::Bash);
+}
+
+#[test]
+fn fish_unallowed_repository_wraps_nothing_until_allowed() {
+    unallowed_repository_wraps_nothing_until_allowed(Kind::Fish);
+}
+
 // --- the user's own function of a wrapped name ----------------------------------------
 
 /// A function the user already has for a wrapped name (bash/zsh: defined in

@@ -32,14 +32,9 @@ struct RootFileNote {
 
 impl From<&roots::Note> for RootFileNote {
     fn from(note: &roots::Note) -> Self {
-        let state = match note {
-            roots::Note::NotAllowed { changed: false, .. } => "not_allowed",
-            roots::Note::NotAllowed { changed: true, .. } => "changed",
-            roots::Note::Ignored { .. } => "ignored",
-        };
         Self {
             file: paths::display(note.file()),
-            state,
+            state: note.state(),
             message: note.message(),
         }
     }

@@ -89,6 +89,16 @@ impl Note {
         }
     }
 
+    /// `not_allowed`, `changed` or `ignored`: for `status --json`, and for the
+    /// hook, which says a note again only when this or the file changes.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Note::NotAllowed { changed: false, .. } => "not_allowed",
+            Note::NotAllowed { changed: true, .. } => "changed",
+            Note::Ignored { .. } => "ignored",
+        }
+    }
+
     pub fn file(&self) -> &Path {
         match self {
             Note::NotAllowed { file, .. } | Note::Ignored { file, .. } => file,

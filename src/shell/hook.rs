@@ -93,7 +93,7 @@ fn state_digest(dir: Option<&[u8]>, applied: Option<&Applied>, notes: &[Note]) -
     }
     for note in notes {
         put(note.file().as_os_str().as_bytes());
-        put(note.message().as_bytes());
+        put(note.state().as_bytes());
     }
     h.finalize()[..16]
         .iter()
