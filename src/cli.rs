@@ -60,8 +60,8 @@ pub enum Command {
         #[arg(long)]
         no_secrets: bool,
         /// Internal: the awsmfa that a secrets manager runs, innermost in the chain
-        #[arg(long, hide = true)]
-        chained: bool,
+        #[arg(long, hide = true, value_name = "HANDOVER")]
+        chained: Option<String>,
         /// The command and its arguments, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -175,7 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             profile: profile.as_deref(),
             duration: duration.as_deref(),
             no_secrets,
-            chained,
+            chained: chained.as_deref(),
             argv: &command,
         }),
         Command::CredentialProcess { profile } => cmd::credential_process(&profile),

@@ -1,6 +1,9 @@
 //! Running the command: credentials go into the child's environment and nowhere
 //! else, then awsmfa replaces itself with the command (execve), so signals reach
-//! it directly and its exit status is the caller's.
+//! it directly and its exit status is the caller's. Along the secrets-manager
+//! chain the session reaches the inner awsmfa through `handover`.
+
+mod handover;
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -10,6 +13,8 @@ use secrecy::ExposeSecret;
 
 use crate::session::Creds;
 use crate::{Exit, time};
+
+pub use handover::{Received, receive as receive_handover, send as send_handover};
 
 /// Set in the child: the profile it runs under. Its presence with credentials
 /// marks "inside awsmfa exec" (the nesting guard).

@@ -7,7 +7,8 @@
 //! bad configuration is reported (always `file:line`).
 //!
 //! Chain: `awsmfa exec` in a root with `doppler = …` or `infisical = {…}` runs
-//! `MANAGER run … -- awsmfa exec P --chained -- CMD`. The stand-ins under
+//! `MANAGER run … -- awsmfa exec P --chained FD:NONCE -- CMD`, handing the
+//! session over on the inherited descriptor FD. The stand-ins under
 //! `tests/standins/` accept exactly the documented flags, record their argv
 //! and the NAMES of their environment variables, inject their own secrets
 //! (including conflicting AWS keys) and exec the command. The command must end
@@ -194,6 +195,12 @@ impl World {
         self.env.run_cmd(cmd)
     }
 
+    /// `awsmfa allow` in `dir`: a committed root file counts only after it.
+    #[track_caller]
+    fn allow(&self, dir: &Path) {
+        self.ok_in(dir, &["allow"]);
+    }
+
     #[track_caller]
     fn ok_in(&self, dir: &Path, args: &[&str]) -> Output {
         let out = self.run_in(dir, args);
@@ -342,6 +349,38 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// The inner awsmfa's argv as the manager got it, `exec PROFILE --chained
+/// FD:NONCE -- CMD…`: nothing else, in particular no secret and nothing that
+/// would shape a session. Returns `FD:NONCE`.
+#[track_caller]
+fn assert_inner_args(inner: &[String], profile: &str, cmd: &[&str]) -> String {
+    assert!(inner.len() > 4, "{inner:?}");
+    assert_eq!(
+        inner[..3],
+        strings(&["exec", profile, "--chained"]),
+        "{inner:?}"
+    );
+    let handover = &inner[3];
+    let (fd, nonce) = handover
+        .split_once(':')
+        .unwrap_or_else(|| panic!("--chained {handover:?} is not FD:NONCE"));
+    assert!(
+        fd.parse::<u32>().is_ok_and(|fd| fd > 2),
+        "not a descriptor past stdio: {inner:?}"
+    );
+    assert!(
+        nonce.len() == 32
+            && nonce
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "not a 16-byte hex nonce: {inner:?}"
+    );
+    let mut rest = strings(&["--"]);
+    rest.extend(strings(cmd));
+    assert_eq!(inner[4..], rest, "{inner:?}");
+    handover.clone()
+}
+
 const PROXMOX_DOPPLER: &str = r#"[roots.tofu-proxmox]
 profile = "tf-proxmox"
 doppler = "infra-project/prd"
@@ -407,6 +446,7 @@ profile = "tf-proxmox"
     let svc_sub = w.dir("platform/live/svc/sub");
     let deep = w.dir("platform/live/svc/deep/x");
     w.file("platform/live/svc/.awsmfa.toml", "profile = \"tf-file\"\n");
+    w.allow(&svc);
 
     assert_eq!(w.profile_at(&platform).as_deref(), Some("tf-splunk"));
     assert_eq!(w.profile_at(&live).as_deref(), Some("tf-splunk"));
@@ -418,7 +458,10 @@ profile = "tf-proxmox"
     let s = w.status_json(&svc_sub);
     assert_eq!(s["profile"], "tf-file");
     assert_eq!(s["root"]["dir"], w.tilde(&svc));
-    assert_eq!(s["root"]["matched_by"], ".awsmfa.toml in the directory");
+    assert_eq!(
+        s["root"]["matched_by"],
+        ".awsmfa.toml in the directory, allowed"
+    );
     // …and a path key nearer than that file wins over it.
     let s = w.status_json(&deep);
     assert_eq!(s["profile"], "tf-proxmox");
@@ -497,12 +540,16 @@ fn committed_file_applies_alone_and_user_config_overrides_it() {
         "src/repo/.awsmfa.toml",
         "# committed by the team\nprofile = \"tf-file\"\ndoppler = \"team/prd\"\n",
     );
+    w.allow(&repo);
 
     // Only the file: its profile and its secrets manager.
     let s = w.status_json(&sub);
     assert_eq!(s["profile"], "tf-file");
     assert_eq!(s["root"]["dir"], w.tilde(&repo));
-    assert_eq!(s["root"]["matched_by"], ".awsmfa.toml in the directory");
+    assert_eq!(
+        s["root"]["matched_by"],
+        ".awsmfa.toml in the directory, allowed"
+    );
     assert_eq!(s["secrets"], "doppler team/prd");
     let (child, _) = w.exec_env(&sub, &["exec", "--", "env"]);
     assert_session(&w, &child, "tf-file");
@@ -562,6 +609,7 @@ profile = "tf-splunk"
     let splunk_mod = w.dir("src/tf-splunk-aws/modules");
     let repo = w.dir("src/repo");
     w.file("src/repo/.awsmfa.toml", "profile = \"tf-file\"\n");
+    w.allow(&repo);
     w.dir("links");
     let link = w.env.home.join("checkout");
     std::os::unix::fs::symlink(&real, &link).unwrap();
@@ -779,8 +827,8 @@ fn doppler_chain_gives_the_command_both_and_the_manager_no_session() {
     assert_eq!(run.tool, "doppler");
     let mut want = strings(&["run", "-p", "infra-project", "-c", "prd", "--"]);
     want.push(bin_path());
-    want.extend(strings(&["exec", "tf-proxmox", "--chained", "--", "env"]));
-    assert_eq!(run.args, want);
+    assert_eq!(run.args[..want.len()], want, "{run:#?}");
+    let first = assert_inner_args(&run.args[want.len()..], "tf-proxmox", &["env"]);
     for var in SESSION_VARS.iter().chain(&["AWS_PROFILE"]) {
         assert!(!run.has_env(var), "the manager got {var}: {run:#?}");
     }
@@ -802,6 +850,10 @@ fn doppler_chain_gives_the_command_both_and_the_manager_no_session() {
     for var in SESSION_VARS {
         assert!(!runs[1].has_env(var), "cached run: the manager got {var}");
     }
+    // Each hand-over is bound to its own invocation.
+    let second = assert_inner_args(&runs[1].args[want.len()..], "tf-proxmox", &["env"]);
+    let nonce = |h: &str| h.split_once(':').map(|(_, n)| n.to_string());
+    assert_ne!(nonce(&first), nonce(&second), "the nonce was reused");
 }
 
 #[test]
@@ -852,9 +904,9 @@ fn infisical_chain_gives_the_command_both_and_the_manager_no_session() {
         "--",
     ]);
     want.push(bin_path());
-    want.extend(strings(&["exec", "tf-apps", "--chained", "--", "env"]));
     assert_eq!(runs[0].tool, "infisical");
-    assert_eq!(runs[0].args, want);
+    assert_eq!(runs[0].args[..want.len()], want, "{runs:#?}");
+    assert_inner_args(&runs[0].args[want.len()..], "tf-apps", &["env"]);
     for var in SESSION_VARS {
         assert!(!runs[0].has_env(var), "the manager got {var}");
     }
@@ -1056,19 +1108,9 @@ fn duration_reaches_sts_once_through_the_chain() {
     assert_eq!(w.stub.last_request().unwrap().duration_seconds, Some(7200));
     let runs = w.standin_runs();
     assert_eq!(runs.len(), 1);
-    let inner = &runs[0].args[7..];
-    assert_eq!(
-        inner,
-        strings(&[
-            "exec",
-            "tf-proxmox",
-            "--chained",
-            "--duration",
-            "2h",
-            "--",
-            "env"
-        ])
-    );
+    // The inner awsmfa gets the session minted for 2h, not the duration to mint one.
+    assert_eq!(runs[0].args[6], bin_path());
+    assert_inner_args(&runs[0].args[7..], "tf-proxmox", &["env"]);
     assert_eq!(w.mfa_runs(), 1);
 }
 
@@ -1123,8 +1165,114 @@ fn missing_manager_binary_fails_before_any_mfa() {
     assert_session(&w, &child, "tf-proxmox");
 }
 
+/// What a hostile secrets-manager config points an awsmfa at, and how to tell
+/// whether it followed: an AWS config and a config.toml whose profiles' MFA
+/// process leaves a marker, a second STS that would answer, its own HOME, an
+/// OpenBao that is not there, a region, and an empty `AWSMFA_CHAIN_ENV` (what
+/// once told the inner awsmfa which of its variables to distrust).
+struct Hostile {
+    sts: StsStub,
+    marker: PathBuf,
+}
+
+impl Hostile {
+    fn install(w: &mut World) -> Hostile {
+        let sts = StsStub::start();
+        sts.add_user(KEY, SECRET).add_mfa(SERIAL, SEED);
+        let marker = w.env.root.join("hostile-mfa-ran");
+        let mfa = w.env.write_script(
+            "hostile/bin/mfa",
+            &format!(
+                "#!/bin/sh\ntouch '{}'\nexec oathtool --totp -b {SEED}\n",
+                marker.display()
+            ),
+        );
+        let aws: String = PROFILES
+            .iter()
+            .map(|p| {
+                format!(
+                    "[profile {p}]\nregion = eu-north-1\nmfa_serial = {SERIAL}\nmfa_process = {}\n\n",
+                    mfa.display()
+                )
+            })
+            .collect();
+        let aws_config = w.env.write_file("hostile/aws-config", &aws);
+        let toml: String = PROFILES
+            .iter()
+            .map(|p| format!("[profiles.{p}]\nmfa = \"process:{}\"\n\n", mfa.display()))
+            .collect();
+        let awsmfa_config = w.env.write_file("hostile/config.toml", &toml);
+        let home = w.env.root.join("hostile/home");
+        fs::create_dir_all(&home).unwrap();
+        let secrets = w.env.write_file(
+            "hostile/secrets",
+            &format!(
+                "AWSMFA_CHAIN_ENV={{}}\nAWS_CONFIG_FILE={}\nAWS_ENDPOINT_URL_STS={}\n\
+                 AWSMFA_CONFIG={}\nHOME={}\nBAO_ADDR=http://127.0.0.1:1\nAWS_REGION=eu-north-1\n",
+                aws_config.display(),
+                sts.url(),
+                awsmfa_config.display(),
+                home.display()
+            ),
+        );
+        w.env.set("STANDIN_SECRETS", &secrets);
+        Hostile { sts, marker }
+    }
+}
+
 #[test]
-fn manager_setting_aws_region_does_not_cost_a_second_mfa() {
+fn hostile_manager_config_cannot_steer_the_session() {
+    let Some(mut w) = World::new(PROXMOX_DOPPLER) else {
+        return;
+    };
+    let hostile = Hostile::install(&mut w);
+    for (dir, profile, tool) in [
+        ("src/tofu-proxmox", "tf-proxmox", "doppler"),
+        ("src/tofu-apps", "tf-apps", "infisical"),
+    ] {
+        let dir = w.dir(dir);
+        let before = w.stub.calls("GetSessionToken");
+        let mfa_before = w.mfa_runs();
+        let (child, out) = w.exec_env(&dir, &["exec", "--", "env"]);
+        // The session the outer awsmfa minted at the real STS, and nothing else.
+        assert_session(&w, &child, profile);
+        assert_eq!(
+            w.stub.calls("GetSessionToken"),
+            before + 1,
+            "{tool}: one STS call for the chain\n{}",
+            out.dump()
+        );
+        assert_eq!(w.mfa_runs(), mfa_before + 1, "{tool}: one MFA code");
+        assert!(
+            !hostile.marker.exists(),
+            "{tool}: the manager's MFA process ran\n{}",
+            out.dump()
+        );
+        assert_eq!(
+            hostile.sts.total_calls(),
+            0,
+            "{tool}: the manager's STS was called\n{}",
+            out.dump()
+        );
+        // The profile's region, as the outer awsmfa resolved it, wins over the
+        // manager's; the manager's other values are still the command's.
+        assert_eq!(
+            child.get("AWS_REGION").map(String::as_str),
+            Some("us-east-1")
+        );
+        assert_eq!(
+            child.get("AWS_ENDPOINT_URL_STS"),
+            Some(&hostile.sts.url()),
+            "{child:#?}"
+        );
+        let runs = w.standin_runs();
+        assert_eq!(runs.last().map(|r| r.tool.as_str()), Some(tool));
+    }
+    assert_eq!(w.standin_runs().len(), 2);
+}
+
+#[test]
+fn without_a_session_store_the_chain_mints_once() {
     let Some(mut w) = World::with(
         PROXMOX_DOPPLER,
         Opts {
@@ -1135,6 +1283,10 @@ fn manager_setting_aws_region_does_not_cost_a_second_mfa() {
     ) else {
         return;
     };
+    // The Secret Service without a session bus: no cache, but commands run.
+    w.env
+        .set("AWSMFA_SESSION_KEYRING", "secret-service")
+        .unset("DBUS_SESSION_BUS_ADDRESS");
     // A Doppler config for infrastructure often carries the region; an
     // Infisical one may carry an endpoint for a local stack.
     let secrets = w.env.write_file(
@@ -1147,37 +1299,292 @@ fn manager_setting_aws_region_does_not_cost_a_second_mfa() {
         ("src/tofu-apps", "tf-apps"),
     ] {
         let dir = w.dir(dir);
-        let before = w.stub.calls("GetSessionToken");
-        let (child, out) = w.exec_env(&dir, &["exec", "--", "env"]);
-        assert_session(&w, &child, profile);
-        assert_eq!(
-            w.stub.calls("GetSessionToken"),
-            before + 1,
-            "{profile}: one STS call for the chain\n{}",
-            out.dump()
-        );
-        // The manager's values still reach the command: they are its settings.
-        assert_eq!(
-            child.get("AWS_REGION").map(String::as_str),
-            Some("eu-west-1")
-        );
-        assert_eq!(
-            child.get("AWS_DEFAULT_REGION").map(String::as_str),
-            Some("eu-west-1")
-        );
-        assert_eq!(
-            child.get("AWS_ENDPOINT_URL_STS").map(String::as_str),
-            Some("http://127.0.0.1:9")
-        );
-        assert!(
-            !child.keys().any(|k| k.starts_with("AWSMFA_")
-                && k != "AWSMFA_PROFILE"
-                && k != "AWSMFA_KEYRING"
-                && k != "AWSMFA_KEYRING_SERVICE"),
-            "{child:#?}"
-        );
+        for run in 1..=2 {
+            let before = w.stub.calls("GetSessionToken");
+            let mfa_before = w.mfa_runs();
+            let (child, out) = w.exec_env(&dir, &["exec", "--", "env"]);
+            assert_session(&w, &child, profile);
+            assert_eq!(
+                w.stub.calls("GetSessionToken"),
+                before + 1,
+                "{profile} run {run}: one STS call for the chain\n{}",
+                out.dump()
+            );
+            assert_eq!(w.mfa_runs(), mfa_before + 1, "{profile} run {run}");
+            let err = out.stderr_str();
+            assert_eq!(
+                err.matches("sessions will not be cached").count(),
+                1,
+                "only the outer awsmfa looks for a store\n{err}"
+            );
+            // The manager's values still reach the command: they are its settings.
+            assert_eq!(
+                child.get("AWS_REGION").map(String::as_str),
+                Some("eu-west-1")
+            );
+            assert_eq!(
+                child.get("AWS_DEFAULT_REGION").map(String::as_str),
+                Some("eu-west-1")
+            );
+            assert_eq!(
+                child.get("AWS_ENDPOINT_URL_STS").map(String::as_str),
+                Some("http://127.0.0.1:9")
+            );
+            assert!(
+                !child.keys().any(|k| k.starts_with("AWSMFA_")
+                    && k != "AWSMFA_PROFILE"
+                    && k != "AWSMFA_KEYRING"
+                    && k != "AWSMFA_SESSION_KEYRING"
+                    && k != "AWSMFA_KEYRING_SERVICE"),
+                "{child:#?}"
+            );
+        }
     }
-    assert_eq!(w.mfa_runs(), 2, "one MFA code per chain");
+    assert_eq!(w.stub.calls("GetSessionToken"), 4);
+    assert_eq!(w.mfa_runs(), 4, "one MFA code per chain, none cached");
+}
+
+/// What a direct test of the inner awsmfa hands it.
+const HANDED_KEY_ID: &str = "ASIAHANDEDOVER000001";
+const HANDED_SECRET: &str = "handed/SecretKeyValue000000000000000000000";
+const HANDED_TOKEN: &str = "handedOverSessionToken0000000000000000000000";
+/// The descriptor those tests put a hand-over on.
+const HANDOVER_FD: i32 = 5;
+
+fn handover_payload(nonce: &str, profile: &str, expiration: u64) -> Vec<u8> {
+    serde_json::json!({
+        "v": 1,
+        "nonce": nonce,
+        "profile": profile,
+        "region": "eu-west-3",
+        "access_key_id": HANDED_KEY_ID,
+        "secret_access_key": HANDED_SECRET,
+        "session_token": HANDED_TOKEN,
+        "expiration": expiration,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+enum Fd5 {
+    /// Nothing at fd 5.
+    Closed,
+    /// A pipe holding these bytes, its write end closed.
+    Pipe(Vec<u8>),
+    /// The same, with the write end still open (in this test).
+    OpenPipe(Vec<u8>),
+}
+
+/// awsmfa `args` as a secrets manager would start the inner one, with `fd5`
+/// as the hand-over; stdin from `stdin` when given.
+fn run_inner(w: &World, args: &[&str], fd5: Fd5, stdin: Option<&Path>) -> Output {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let mut cmd = w.env.cmd(args);
+    if let Some(path) = stdin {
+        cmd.stdin(fs::File::open(path).unwrap());
+    }
+    let (data, keep_writer) = match fd5 {
+        Fd5::Closed => return w.env.run_cmd(cmd),
+        Fd5::Pipe(d) => (d, false),
+        Fd5::OpenPipe(d) => (d, true),
+    };
+    let (reader, mut writer) = std::io::pipe().expect("pipe");
+    writer.write_all(&data).expect("fill the pipe");
+    let writer = keep_writer.then_some(writer);
+    let raw = reader.as_raw_fd();
+    // SAFETY: dup2 and fcntl are async-signal-safe and touch only descriptors.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if raw == HANDOVER_FD {
+                let flags = libc::fcntl(raw, libc::F_GETFD);
+                flags >= 0 && libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == 0
+            } else {
+                libc::dup2(raw, HANDOVER_FD) == HANDOVER_FD
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = w.env.run_cmd(cmd);
+    drop((reader, writer));
+    out
+}
+
+#[test]
+fn inner_awsmfa_refuses_a_missing_or_foreign_hand_over() {
+    let Some(w) = World::new(PROXMOX_DOPPLER) else {
+        return;
+    };
+    let nonce = "0123456789abcdef0123456789abcdef";
+    let other_nonce = "fedcba9876543210fedcba9876543210";
+    let at5 = format!("{HANDOVER_FD}:{nonce}");
+    let later = unix_now() + 3600;
+    let regular = w.env.write_file(
+        "not-a-pipe",
+        &String::from_utf8(handover_payload(nonce, "tf-proxmox", later)).unwrap(),
+    );
+    let never = strings(&[HANDED_KEY_ID, HANDED_SECRET, HANDED_TOKEN]);
+    // One refusal: `exec tf-proxmox --chained HANDOVER -- env` fails with `words`.
+    let refused = |what: &str, handover: &str, fd5: Fd5, stdin: Option<&Path>, words: &[&str]| {
+        let args = ["exec", "tf-proxmox", "--chained", handover, "--", "env"];
+        let out = run_inner(&w, &args, fd5, stdin);
+        let err = fails_with(&out, words);
+        assert_free_of(&format!("stderr ({what})"), &err, &never);
+        assert_eq!(w.stub.total_calls(), 0, "{what}: STS was called");
+        assert_eq!(w.mfa_runs(), 0, "{what}: an MFA code was asked for");
+    };
+    refused(
+        "no such descriptor",
+        &format!("9:{nonce}"),
+        Fd5::Closed,
+        None,
+        &[
+            "the session hand-over from the outer awsmfa is missing (fd 9 is not open)",
+            "the secrets manager did not pass it on",
+            "Run the command again",
+            "--no-secrets",
+        ],
+    );
+    refused(
+        "a regular file on stdin",
+        &format!("0:{nonce}"),
+        Fd5::Closed,
+        Some(&regular),
+        &["fd 0 is not a pipe but a regular file", "--no-secrets"],
+    );
+    refused(
+        "another invocation's nonce",
+        &at5,
+        Fd5::Pipe(handover_payload(other_nonce, "tf-proxmox", later)),
+        None,
+        &["written for another command line", "--no-secrets"],
+    );
+    refused(
+        "another profile",
+        &at5,
+        Fd5::Pipe(handover_payload(nonce, "tf-apps", later)),
+        None,
+        &["is for profile \"tf-apps\", not tf-proxmox", "--no-secrets"],
+    );
+    refused(
+        "an expired session",
+        &at5,
+        Fd5::Pipe(handover_payload(nonce, "tf-proxmox", unix_now() - 60)),
+        None,
+        &["expired at", "Run the command again"],
+    );
+    refused(
+        "a write end still open",
+        &at5,
+        Fd5::OpenPipe(handover_payload(nonce, "tf-proxmox", later)),
+        None,
+        &["still open for writing", "--no-secrets"],
+    );
+    refused(
+        "an empty pipe",
+        &at5,
+        Fd5::Pipe(Vec::new()),
+        None,
+        &["fd 5 is empty", "--no-secrets"],
+    );
+    refused(
+        "not JSON",
+        &at5,
+        Fd5::Pipe(format!("{HANDED_SECRET}\n").into_bytes()),
+        None,
+        &["is not what the outer awsmfa writes", "--no-secrets"],
+    );
+    refused(
+        "over the size cap",
+        &at5,
+        Fd5::Pipe(vec![b' '; 20 * 1024]),
+        None,
+        &["holds more than 16384 bytes", "--no-secrets"],
+    );
+    refused(
+        "a malformed argument",
+        "9:abcd",
+        Fd5::Closed,
+        None,
+        &["--chained takes the FD:NONCE", "awsmfa exec PROFILE -- CMD"],
+    );
+}
+
+#[test]
+fn inner_awsmfa_takes_exactly_what_was_handed_over() {
+    let Some(mut w) = World::new(PROXMOX_DOPPLER) else {
+        return;
+    };
+    // Nothing it could read would work: it must read nothing.
+    let broken = w.env.write_file("broken.toml", "[roots\n");
+    let no_home = w.env.root.join("no-such-home");
+    w.env
+        .set("AWSMFA_CONFIG", &broken)
+        .set("AWS_CONFIG_FILE", &broken)
+        .set("HOME", &no_home)
+        .set("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1")
+        .set("AWS_REGION", "eu-north-1")
+        .set("AWS_ACCESS_KEY_ID", "AKIAFROMTHEMANAGER00");
+    let nonce = "00112233445566778899aabbccddeeff";
+    let out = run_inner(
+        &w,
+        &[
+            "exec",
+            "tf-proxmox",
+            "--chained",
+            &format!("{HANDOVER_FD}:{nonce}"),
+            "--",
+            "sh",
+            "-c",
+            &format!("[ -e /proc/$$/fd/{HANDOVER_FD} ] && echo HANDOVER_FD_LEAKED=1; exec env"),
+        ],
+        Fd5::Pipe(handover_payload(nonce, "tf-proxmox", unix_now() + 3600)),
+        None,
+    );
+    assert_ok(&out);
+    assert_no_panic(&out);
+    let child = env_map(&out.stdout_str());
+    assert!(
+        !child.contains_key("HANDOVER_FD_LEAKED"),
+        "the command inherited the hand-over"
+    );
+    assert_eq!(
+        child.get("AWS_ACCESS_KEY_ID").map(String::as_str),
+        Some(HANDED_KEY_ID)
+    );
+    assert_eq!(
+        child.get("AWS_SECRET_ACCESS_KEY").map(String::as_str),
+        Some(HANDED_SECRET)
+    );
+    assert_eq!(
+        child.get("AWS_SESSION_TOKEN").map(String::as_str),
+        Some(HANDED_TOKEN)
+    );
+    assert_eq!(
+        child.get("AWSMFA_PROFILE").map(String::as_str),
+        Some("tf-proxmox")
+    );
+    assert_eq!(
+        child.get("AWS_REGION").map(String::as_str),
+        Some("eu-west-3")
+    );
+    assert_eq!(
+        child.get("AWS_DEFAULT_REGION").map(String::as_str),
+        Some("eu-west-3")
+    );
+    let err = out.stderr_str();
+    assert!(
+        err.contains("the secrets manager set AWS_ACCESS_KEY_ID; awsmfa's session for tf-proxmox replaces them"),
+        "{err}"
+    );
+    assert_free_of("stderr", &err, &strings(&[HANDED_SECRET, HANDED_TOKEN]));
+    assert_eq!(w.stub.total_calls(), 0);
+    assert_eq!(w.mfa_runs(), 0);
 }
 
 // ── bad configuration ───────────────────────────────────────────────────────
@@ -1254,6 +1661,7 @@ fn root_mapped_to_a_missing_profile_names_the_line_and_profile() {
     // A committed file is named the same way.
     w.dir("src/repo");
     let file = w.file("src/repo/.awsmfa.toml", "\nprofile = \"nope\"\n");
+    w.allow(file.parent().unwrap());
     let out = w.run_in(file.parent().unwrap(), &["exec", "--", "true"]);
     fails_with(
         &out,
@@ -1293,13 +1701,13 @@ fn doppler_value_must_be_project_slash_config() {
             );
         }
     }
-    // The same check in a committed file.
+    // The same check in a committed file, when it is allowed.
     w.env.write_awsmfa_config("");
     let file = w.file(
         "src/repo/.awsmfa.toml",
         "profile = \"tf-file\"\ndoppler = \"noslash\"\n",
     );
-    let out = w.run_in(file.parent().unwrap(), &["status"]);
+    let out = w.run_in(file.parent().unwrap(), &["allow"]);
     fails_with(&out, &[&format!("{}:2", file.display()), "PROJECT/CONFIG"]);
 }
 
@@ -1311,25 +1719,25 @@ fn malformed_committed_file_names_its_path_and_line() {
         "src/repo/.awsmfa.toml",
         "profile = \"tf-file\"\n\ndoppler = infra/prd\n",
     );
-    let at = format!("{}:3", file.display());
-    for args in [
-        &["status"][..],
-        &["status", "--json"],
-        &["exec", "--", "true"],
-    ] {
-        let out = w.run_in(&sub, args);
-        fails_with(&out, &[&at]);
-    }
+    // A file is parsed when it is allowed: that is where its errors are told.
+    let out = w.run_in(&sub, &["allow"]);
+    fails_with(&out, &[&format!("{}:3", file.display())]);
     // An unknown key, and a file that is not a root at all.
     fs::write(&file, "profile = \"tf-file\"\nwrap = [\"tofu\"]\n").unwrap();
-    let out = w.run_in(&sub, &["status"]);
+    let out = w.run_in(&sub, &["allow"]);
     fails_with(
         &out,
         &[&format!("{}:2", file.display()), "unknown field `wrap`"],
     );
     fs::write(&file, "# nothing here\n").unwrap();
-    let out = w.run_in(&sub, &["status"]);
+    let out = w.run_in(&sub, &["allow"]);
     fails_with(&out, &[&file.display().to_string(), "profile"]);
+    // Unallowed, it only stands in the way of `exec` without a profile; status
+    // names it.
+    let out = w.run_in(&sub, &["exec", "--", "true"]);
+    fails_with(&out, &["~/src/repo/.awsmfa.toml is not allowed"]);
+    let s = w.status_json(&sub);
+    assert_eq!(s["root_files"][0]["state"], "not_allowed", "{s:#}");
     assert_eq!(w.stub.total_calls(), 0);
 }
 

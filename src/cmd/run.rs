@@ -1,7 +1,6 @@
 //! `exec` and `credential-process`: the two ways a session reaches a program.
 
-use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,8 +18,9 @@ pub struct ExecArgs<'a> {
     pub profile: Option<&'a str>,
     pub duration: Option<&'a str>,
     pub no_secrets: bool,
-    /// Set on the inner awsmfa that a secrets manager runs.
-    pub chained: bool,
+    /// Set on the inner awsmfa that a secrets manager runs: `FD:NONCE` of the
+    /// outer awsmfa's session hand-over.
+    pub chained: Option<&'a str>,
     pub argv: &'a [OsString],
 }
 
@@ -39,14 +39,16 @@ pub fn shim(name: &str, args: &[OsString]) -> anyhow::Result<()> {
         profile: profile.as_deref(),
         duration: None,
         no_secrets: false,
-        chained: false,
+        chained: None,
         argv: &argv,
     })
 }
 
 pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
-    if args.chained {
-        return exec_innermost(args);
+    // First, before anything reads the environment: along the chain, the
+    // secrets manager chose it.
+    if let Some(handover) = args.chained {
+        return exec_innermost(&args, handover);
     }
     if let Some(outer) = exec::enclosing_profile() {
         // A wrapped terragrunt runs tofu, which a wrapper may route back here:
@@ -129,88 +131,36 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
         drop(creds);
         return Err(exec::replace_with(cmd));
     };
+    // The secrets manager runs outside and awsmfa innermost: the session is
+    // never in the manager's environment, and whatever AWS_* values it injects
+    // cannot shadow it (Infisical has no way to preserve variables; Doppler
+    // needs a list). The session reaches the inner awsmfa through an inherited
+    // pipe: resolving one again there would follow whatever the manager's
+    // config sets.
+    let handover = exec::send_handover(&profile, plan.region.as_deref(), &creds)?;
     drop(creds);
-    // The secrets manager runs outside and awsmfa innermost: the manager never
-    // sees the session, and whatever AWS_* values it injects cannot shadow it
-    // (Infisical has no way to preserve variables; Doppler needs a list).
     let mut cmd = Command::new(manager);
     cmd.args(manager_args(secrets));
     cmd.arg("--")
         .arg(std::env::current_exe().context("cannot find the awsmfa binary")?)
-        .args(["exec", &profile, "--chained"]);
-    if let Some(d) = args.duration {
-        cmd.args(["--duration", d]);
-    }
-    cmd.arg("--").args(args.argv);
+        .args(["exec", &profile, "--chained", &handover.arg, "--"])
+        .args(args.argv);
     for var in exec::CREDENTIAL_VARS {
         cmd.env_remove(var);
     }
-    let pinned: BTreeMap<&str, Option<String>> = CHAIN_PINNED
-        .iter()
-        .map(|var| (*var, std::env::var(var).ok()))
-        .collect();
-    cmd.env(CHAIN_ENV, serde_json::to_string(&pinned)?);
     crate::debug!("running under {} for {profile}", secrets.describe());
-    Err(exec::replace_with(cmd))
+    let err = exec::replace_with(cmd);
+    // Open until here: the manager inherits it through the exec.
+    drop(handover);
+    Err(err)
 }
 
-/// Variables that shape a session and its cache key besides the files. A
-/// secrets manager may set any of them (a Doppler config with `AWS_REGION`, an
-/// Infisical one with an endpoint): the outer awsmfa hands its own values to
-/// the inner one in `CHAIN_ENV`, so that the inner one finds the session just
-/// minted instead of minting another (a second MFA code).
-const CHAIN_PINNED: &[&str] = &[
-    "AWS_CONFIG_FILE",
-    "AWSMFA_CONFIG",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL_STS",
-    "AWS_ENDPOINT_URL",
-    "BAO_ADDR",
-    "VAULT_ADDR",
-    "AWSMFA_KEYRING",
-    "AWSMFA_SESSION_KEYRING",
-    "AWSMFA_KEYRING_SERVICE",
-];
-const CHAIN_ENV: &str = "AWSMFA_CHAIN_ENV";
-
-/// Puts back the outer awsmfa's values of `CHAIN_PINNED` for this process;
-/// returns what the secrets manager had set instead, for the command.
-fn restore_outer_env() -> anyhow::Result<Vec<(&'static str, Option<OsString>)>> {
-    let Some(text) = std::env::var_os(CHAIN_ENV) else {
-        return Ok(Vec::new());
-    };
-    let outer: BTreeMap<String, Option<String>> = text
-        .to_str()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .with_context(|| format!("{CHAIN_ENV} is not what the outer awsmfa sets"))?;
-    let mut manager = Vec::new();
-    for var in CHAIN_PINNED {
-        let Some(value) = outer.get(*var) else {
-            continue;
-        };
-        let now = std::env::var_os(var);
-        if now.as_deref() != value.as_deref().map(OsStr::new) {
-            manager.push((*var, now));
-            // SAFETY: nothing else runs yet: awsmfa starts no thread before
-            // dispatching a command, and `exec --chained` starts none before here.
-            unsafe {
-                match value {
-                    Some(v) => std::env::set_var(var, v),
-                    None => std::env::remove_var(var),
-                }
-            }
-        }
-    }
-    // SAFETY: as above.
-    unsafe { std::env::remove_var(CHAIN_ENV) };
-    Ok(manager)
-}
-
-/// The awsmfa that Doppler or Infisical runs: the session was minted (and
-/// cached) by the outer awsmfa a moment ago, so this is a cache hit.
-fn exec_innermost(args: ExecArgs) -> anyhow::Result<()> {
+/// The awsmfa that Doppler or Infisical runs: it takes the session the outer
+/// awsmfa handed over and reads no configuration, variable, keyring or
+/// endpoint to get one; the manager's variables are only the command's.
+fn exec_innermost(args: &ExecArgs, handover: &str) -> anyhow::Result<()> {
     let profile = args.profile.context("--chained needs a profile")?;
+    let exec::Received { region, creds } = exec::receive_handover(handover, profile)?;
     let shadowed: Vec<&str> = exec::CREDENTIAL_VARS
         .iter()
         .copied()
@@ -222,20 +172,8 @@ fn exec_innermost(args: ExecArgs) -> anyhow::Result<()> {
             shadowed.join(", ")
         ));
     }
-    let from_manager = restore_outer_env()?;
-    let cfg = Config::load()?;
-    let duration = args.duration.map(time::parse_duration).transpose()?;
-    let plan = Plan::resolve(&cfg, profile, duration)?;
-    let creds = session::get(&plan, cfg.settings.refresh_before)?;
     let mut cmd = exec::command(args.argv);
-    // The manager's values are the command's: they only must not steer the session.
-    for (var, value) in from_manager {
-        match value {
-            Some(v) => cmd.env(var, v),
-            None => cmd.env_remove(var),
-        };
-    }
-    exec::child_env(&mut cmd, profile, plan.region.as_deref(), &creds);
+    exec::child_env(&mut cmd, profile, region.as_deref(), &creds);
     drop(creds);
     Err(exec::replace_with(cmd))
 }

@@ -309,7 +309,7 @@ pub fn mapping_hint(dir: &Path, settings: &Settings) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!(
-        "add to {}:\n    [roots.{}]\n    profile = \"PROFILE\"\n  or commit a {ROOT_FILE} with `profile = \"PROFILE\"` in {}",
+        "add to {}:\n    [roots.{}]\n    profile = \"PROFILE\"\n  or commit a {ROOT_FILE} with `profile = \"PROFILE\"` in {} and run `awsmfa allow` there",
         paths::display(&settings.path),
         toml_key(&name),
         paths::display(dir)
