@@ -10,6 +10,7 @@ mod log;
 mod mfa;
 mod openbao;
 mod paths;
+mod remote;
 mod roots;
 mod session;
 mod shell;

@@ -25,6 +25,14 @@ impl Lazy {
         }
     }
 
+    /// The cleartext rule for the configured address, without building a
+    /// client: for the minting path to refuse before any other source runs. No
+    /// address at all is left for the first use to report, since a list of MFA
+    /// sources may never get to OpenBao.
+    pub fn check_address(&self) -> anyhow::Result<()> {
+        checked_address(self.settings.as_ref()).map(drop)
+    }
+
     pub fn get(&self) -> anyhow::Result<&Client> {
         if let Some(client) = self.client.get() {
             return Ok(client);
@@ -44,14 +52,10 @@ pub struct Client {
 
 impl Client {
     pub fn new(settings: Option<&OpenBaoSettings>) -> anyhow::Result<Self> {
-        let from_env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
-        let address = settings
-            .and_then(|s| s.address.clone())
-            .or_else(|| from_env("BAO_ADDR"))
-            .or_else(|| from_env("VAULT_ADDR"))
-            .context(
-                "no OpenBao address: set `address` under [openbao] in config.toml, or BAO_ADDR",
-            )?;
+        // Checked before the client exists, so no request can precede it.
+        let address = checked_address(settings)?.context(
+            "no OpenBao address: set `address` under [openbao] in config.toml, or BAO_ADDR",
+        )?;
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
             .http_status_as_error(false)
@@ -269,6 +273,38 @@ impl Client {
         }
         Ok("wrapped SecretID valid (not unwrapped)".into())
     }
+}
+
+/// The configured address, if any, once it has passed the rule of
+/// [`crate::remote::check`]: every OpenBao request carries a token or a
+/// (wrapped) SecretID, and answers with keys or MFA codes.
+fn checked_address(settings: Option<&OpenBaoSettings>) -> anyhow::Result<Option<String>> {
+    let from_env = |var: &'static str| {
+        let address = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+        Some((address, var.to_string(), format!("unset {var}")))
+    };
+    let configured = settings.and_then(|s| s.address.clone()).map(|address| {
+        (
+            address,
+            "[openbao] address in config.toml".to_string(),
+            "change `address` under [openbao] in config.toml".to_string(),
+        )
+    });
+    let Some((address, from, instead)) = configured
+        .or_else(|| from_env("BAO_ADDR"))
+        .or_else(|| from_env("VAULT_ADDR"))
+    else {
+        return Ok(None);
+    };
+    crate::remote::check(
+        &address,
+        &crate::remote::Use {
+            carrying: "OpenBao requests (its token, and the keys or codes it returns)",
+            from,
+            instead,
+        },
+    )?;
+    Ok(Some(address))
 }
 
 fn error_text(body: &Value, status: u16) -> String {

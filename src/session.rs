@@ -190,11 +190,23 @@ impl Plan {
             }
         };
 
+        let (url, origin) = if let Some(url) = env_nonempty("AWS_ENDPOINT_URL_STS") {
+            (Some(url), sts::Origin::StsVar)
+        } else if let Some(url) = env_nonempty("AWS_ENDPOINT_URL") {
+            (Some(url), sts::Origin::AnyVar)
+        } else if let Some(url) = &p.endpoint_url {
+            let origin = sts::Origin::Profile {
+                name: name.to_string(),
+                at: at.clone(),
+            };
+            (Some(url.clone()), origin)
+        } else {
+            (None, sts::Origin::Default)
+        };
         let endpoint = Endpoint {
             region: region.clone().unwrap_or_else(|| "us-east-1".into()),
-            url: env_nonempty("AWS_ENDPOINT_URL_STS")
-                .or_else(|| env_nonempty("AWS_ENDPOINT_URL"))
-                .or_else(|| p.endpoint_url.clone()),
+            url,
+            origin,
         };
         Ok(Plan {
             profile: name.to_string(),
@@ -472,6 +484,15 @@ fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
             openbao,
         } => {
             let bao = crate::openbao::Lazy::new(openbao.clone());
+            // Every refusal that needs no network comes before anything that
+            // costs the user something: a key fetch, an MFA code.
+            plan.endpoint.check()?;
+            if matches!(key_source, keys::Source::OpenBao { .. })
+                || sources.iter().any(|s| matches!(s, mfa::Source::OpenBao(_)))
+            {
+                bao.check_address()?;
+            }
+            preflight(plan)?;
             let key = keys::load(&plan.profile, key_source, &bao)?;
             for attempt in 1..=mfa::MAX_ATTEMPTS {
                 let code = mfa::code(
@@ -516,6 +537,8 @@ fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
                 external_id: external_id.as_deref(),
                 duration: *duration,
             };
+            // Before the source session, which may cost an MFA code of its own.
+            preflight(plan)?;
             let base = get(source, refresh_before)?;
             crate::debug!(
                 "minting a session for {} with AssumeRole {role_arn} from {}",
@@ -538,12 +561,29 @@ fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Creds> {
     }
 }
 
+/// The endpoint's checks before a mint (see [`Endpoint::preflight`]), and one
+/// line naming an endpoint that is not AWS's: a session minted at LocalStack,
+/// or at an override the user forgot, should not pass unnoticed. Minting only:
+/// a cache hit does none of this.
+fn preflight(plan: &Plan) -> anyhow::Result<()> {
+    if !plan.endpoint.preflight()? {
+        crate::log::info(format_args!(
+            "minting a session for {} at {}, which is not an AWS endpoint (from {})",
+            plan.profile,
+            plan.endpoint.describe(),
+            plan.endpoint.origin
+        ));
+    }
+    Ok(())
+}
+
 fn explain(e: sts::Error, plan: &Plan) -> anyhow::Error {
     let p = &plan.profile;
     match &e {
         sts::Error::Unreachable(_) => anyhow!(
-            "{e}\n  endpoint: {} (from AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or endpoint_url in [profile {p}]); check it and the network",
-            plan.endpoint.describe()
+            "{e}\n  endpoint: {} (from {}); check it and the network",
+            plan.endpoint.describe(),
+            plan.endpoint.origin
         ),
         _ if e.is_bad_credential() && matches!(plan.kind, Kind::Mfa { .. }) => anyhow!(
             "{e}\n  the long-lived key for {p} is not valid (deleted, deactivated, or mistyped); store a working one with `awsmfa add {p}`"

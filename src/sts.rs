@@ -13,6 +13,7 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::keys::LongLivedKey;
+use crate::remote;
 use crate::session::Creds;
 
 /// Where STS is: the region, and an endpoint override when one is configured.
@@ -20,13 +21,89 @@ use crate::session::Creds;
 pub struct Endpoint {
     pub region: String,
     pub url: Option<String>,
+    /// Where `url` came from: messages name it, so a stray override (LocalStack's
+    /// `AWS_ENDPOINT_URL` left in a shell) is found where it was set.
+    pub origin: Origin,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    StsVar,
+    AnyVar,
+    /// `endpoint_url` in the profile at `at` (FILE:LINE).
+    Profile {
+        name: String,
+        at: String,
+    },
+    Default,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::StsVar => f.write_str("AWS_ENDPOINT_URL_STS"),
+            Origin::AnyVar => f.write_str("AWS_ENDPOINT_URL"),
+            Origin::Profile { name, at } => write!(f, "endpoint_url in [profile {name}] ({at})"),
+            Origin::Default => f.write_str("the default AWS endpoint"),
+        }
+    }
+}
+
+impl Origin {
+    /// How to stop using the override, for the messages that refuse it.
+    fn instead(&self) -> String {
+        match self {
+            Origin::StsVar => "unset AWS_ENDPOINT_URL_STS".into(),
+            Origin::AnyVar => "unset AWS_ENDPOINT_URL".into(),
+            Origin::Profile { name, .. } => format!("remove endpoint_url from [profile {name}]"),
+            Origin::Default => "check the region".into(),
+        }
+    }
+}
+
+/// What a GetSessionToken or AssumeRole request carries.
+const CARRYING: &str = "a request signed with your long-lived key and a one-time MFA code";
 
 impl Endpoint {
     pub fn describe(&self) -> String {
         match &self.url {
             Some(url) => url.clone(),
             None => format!("https://sts.{}.amazonaws.com", self.region),
+        }
+    }
+
+    /// The cleartext rule of [`crate::remote::check`] for a configured URL;
+    /// `None` for the SDK's own endpoint, which is always https to AWS.
+    pub fn check(&self) -> anyhow::Result<Option<remote::Target>> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        remote::check(url, &self.usage()).map(Some)
+    }
+
+    /// Everything that can be known to fail before an MFA code is spent: the
+    /// rule, then the host's name (an unresolvable one would cost a YubiKey
+    /// touch or a typed code for nothing). True when the endpoint is AWS's own.
+    pub fn preflight(&self) -> anyhow::Result<bool> {
+        let Some(target) = self.check()? else {
+            return Ok(true);
+        };
+        let addrs = target.resolve().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot resolve {} (from {}): no MFA code was asked for; check the endpoint and the network ({e})",
+                target.host,
+                self.origin
+            )
+        })?;
+        target.check_addresses(&addrs, &self.describe(), &self.usage())?;
+        Ok(target.is_aws())
+    }
+
+    fn usage(&self) -> remote::Use {
+        remote::Use {
+            carrying: CARRYING,
+            from: self.origin.to_string(),
+            instead: self.origin.instead(),
         }
     }
 }

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::config::{AwsConfig, Config, Settings};
 use crate::session::{Kind, Plan};
 use crate::store::Store;
-use crate::sts::Endpoint;
+use crate::sts::{Endpoint, Origin};
 use crate::tty::Tty;
 use crate::{keys, mfa, openbao, paths, roots, state, tool};
 
@@ -175,7 +175,11 @@ pub fn doctor() -> anyhow::Result<()> {
                 &format!("add `credential_process = awsmfa credential-process {name}` under [profile {name}]"),
             );
         }
-        if !endpoints.contains(&plan.endpoint) {
+        // Reported once per URL, whichever profile's endpoint_url names it.
+        if !endpoints
+            .iter()
+            .any(|e| e.describe() == plan.endpoint.describe())
+        {
             endpoints.push(plan.endpoint.clone());
         }
     }
@@ -311,23 +315,20 @@ fn check_openbao(r: &mut Report, profile: &str, what: &str, bao: &openbao::Lazy)
 }
 
 /// A TCP connect, not an STS call: doctor must not need credentials or MFA.
+/// An endpoint the minting path would refuse is not probed at all.
 fn check_endpoint(r: &mut Report, endpoint: &Endpoint) {
     let url = endpoint.describe();
-    let (default_port, rest) = match url.split_once("://") {
-        Some(("http", rest)) => (80, rest),
-        Some((_, rest)) => (443, rest),
-        None => (443, url.as_str()),
+    let (host, port) = match endpoint.check() {
+        Ok(Some(target)) => (target.host, target.port),
+        Ok(None) => (format!("sts.{}.amazonaws.com", endpoint.region), 443),
+        Err(e) => {
+            return r.fail(
+                &format!("STS endpoint: {e:#}"),
+                &format!("fix or remove the override ({})", endpoint.origin),
+            );
+        }
     };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let target = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:{default_port}")
-    };
-    let reachable = target
+    let reachable = (host.as_str(), port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
@@ -337,7 +338,10 @@ fn check_endpoint(r: &mut Report, endpoint: &Endpoint) {
     } else {
         r.fail(
             &format!("STS endpoint {url} is not reachable"),
-            "check endpoint_url / AWS_ENDPOINT_URL_STS and the network",
+            &match endpoint.origin {
+                Origin::Default => "check the region and the network".to_string(),
+                ref origin => format!("check {origin} and the network"),
+            },
         );
     }
 }

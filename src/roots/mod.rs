@@ -254,10 +254,11 @@ impl Bounds {
     fn ends_at(&self, candidate: &Path) -> bool {
         match (&self.home, self.device) {
             (Some(home), _) => candidate == home,
-            (None, Some(dev)) => !candidate
+            // `/`, a vanished parent, or another filesystem.
+            (None, Some(dev)) => candidate
                 .parent()
                 .and_then(|p| std::fs::metadata(p).ok())
-                .is_some_and(|m| m.dev() == dev),
+                .is_none_or(|m| m.dev() != dev),
             (None, None) => true,
         }
     }
