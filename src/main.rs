@@ -51,12 +51,15 @@ fn main() -> ExitCode {
         return finish(result);
     }
     // At <TAB>, the shell runs `_AWSMFA_COMPLETE=<shell> awsmfa -- words…`; this
-    // answers and exits. Otherwise it costs one environment lookup. A private
-    // name: `COMPLETE` is too common a variable to turn every command into a
-    // completion printer.
-    clap_complete::CompleteEnv::with_factory(cli::Cli::command)
-        .var(cli::COMPLETE_VAR)
-        .complete();
+    // answers and exits. A private variable name, and only with that `--` first:
+    // the environment alone (a common `COMPLETE`, or a secrets manager setting
+    // anything it likes for the inner awsmfa of a chain) must never turn a real
+    // command into a completion printer that exits 0 without running it.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "--") {
+        clap_complete::CompleteEnv::with_factory(cli::Cli::command)
+            .var(cli::COMPLETE_VAR)
+            .complete();
+    }
     let cli = cli::Cli::parse();
     log::init(cli.verbose);
     finish(cli::run(cli))

@@ -501,6 +501,13 @@ fn complete_in_the_environment_means_nothing() {
             .unwrap_or_else(|e| panic!("COMPLETE={shell}: not JSON ({e}): {}", out.stdout_str()));
         assert_eq!(json["Version"], 1);
     }
+    // Nor does the private name without the completion protocol's leading `--`
+    // (a secrets manager could set it for the inner awsmfa of a chain).
+    let mut cmd = w.env.cmd(["exec", "dev", "--", "echo", "ran"]);
+    cmd.env("_AWSMFA_COMPLETE", "bash");
+    let out = w.env.run_cmd(cmd);
+    assert_ok(&out);
+    assert_eq!(out.stdout_str().trim(), "ran");
     // The private name still completes.
     let mut cmd = w.env.cmd(["--", "awsmfa", "credential-process", ""]);
     cmd.env("_AWSMFA_COMPLETE", "bash")
