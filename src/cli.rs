@@ -129,9 +129,6 @@ fn profiles() -> ArgValueCandidates {
     })
 }
 
-/// The variable the completion scripts set at <TAB> (see `main`).
-pub const COMPLETE_VAR: &str = "_AWSMFA_COMPLETE";
-
 /// Dispatched without building the clap parser. `prompt` and `hook-env` run at
 /// every prompt and `cd`, and clap costs a third of their start-up (anything
 /// else, flags, `--help`, typos, goes through clap). `shim` must never go

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use secrecy::ExposeSecret;
 
-use crate::session::Creds;
+use crate::creds::Creds;
 use crate::{Exit, time};
 
 pub use handover::{Received, receive as receive_handover, send as send_handover};
@@ -20,19 +20,7 @@ pub use handover::{Received, receive as receive_handover, send as send_handover}
 /// marks "inside awsmfa exec" (the nesting guard).
 pub const PROFILE_VAR: &str = "AWSMFA_PROFILE";
 
-/// Inherited credential settings that would compete with the injected session
-/// (the same list aws-vault clears, plus the expiry it sets).
-pub const CREDENTIAL_VARS: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_CREDENTIAL_FILE",
-    "AWS_CREDENTIAL_EXPIRATION",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_PROFILE",
-    "AWS_SDK_LOAD_CONFIG",
-];
+pub use crate::creds::CREDENTIAL_VARS;
 
 /// The profile of the awsmfa exec we are running inside, if any.
 pub fn enclosing_profile() -> Option<String> {

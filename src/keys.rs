@@ -11,10 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::store::Store;
 use crate::{openbao, paths, tool};
 
-pub struct LongLivedKey {
-    pub access_key_id: String,
-    pub secret_access_key: SecretString,
-}
+pub use crate::creds::LongLivedKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

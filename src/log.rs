@@ -2,10 +2,9 @@
 //! and to scripts that eval awsmfa's output. Nothing logged here may contain a
 //! secret; callers pass names, ARNs, paths and times only.
 
+use std::borrow::Cow;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use crate::config::names::printable_lines;
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
@@ -31,7 +30,7 @@ macro_rules! debug {
 }
 
 // Messages carry names and paths from files and directories anyone can make:
-// their control characters are shown escaped (see `names::printable`).
+// their control characters are shown escaped (see [`printable`]).
 
 pub fn info(msg: impl Display) {
     eprintln!("awsmfa: {}", printable_lines(&msg.to_string()));
@@ -43,4 +42,44 @@ pub fn warn(msg: impl Display) {
 
 pub fn error(msg: impl Display) {
     eprintln!("awsmfa: error: {}", printable_lines(&msg.to_string()));
+}
+
+/// Text for a terminal: control characters (escape sequences, newlines in a
+/// directory name, a carriage return that rewrites the line) shown as escapes,
+/// so a hostile name or path can neither draw on the screen nor fake a message.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    escape_controls(text, |_| false)
+}
+
+/// [`printable`] for a message of several lines: its own line breaks stay.
+pub fn printable_lines(text: &str) -> Cow<'_, str> {
+    escape_controls(text, |c| c == '\n')
+}
+
+fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let escape = |c: char| c.is_control() && !keep(c);
+    if !text.chars().any(escape) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(printable("~/src/tofu ü"), "~/src/tofu ü");
+        assert_eq!(printable("a\nb\u{1b}[2J\r"), "a\\nb\\u{1b}[2J\\r");
+        assert_eq!(printable_lines("a\n  b\u{7}"), "a\n  b\\u{7}");
+    }
 }

@@ -1,45 +1,10 @@
-//! awsmfa: MFA-protected, cached AWS sessions for OpenTofu and Terragrunt.
-
-mod cli;
-mod cmd;
-mod config;
-mod exec;
-mod keys;
-mod lock;
-mod log;
-mod mfa;
-mod openbao;
-mod paths;
-mod remote;
-mod roots;
-mod session;
-mod shell;
-mod state;
-mod store;
-mod sts;
-mod time;
-mod tool;
-mod tty;
+//! The `awsmfa` binary: parses the command line and dispatches into the
+//! library, then turns the outcome into an exit code and a message.
 
 use std::process::ExitCode;
 
+use awsmfa::{Exit, cli, log, shell};
 use clap::{CommandFactory, Parser};
-
-/// An error that ends awsmfa with a specific exit code (127 when the command
-/// given to `exec` does not exist, as a shell would say).
-#[derive(Debug)]
-pub struct Exit {
-    pub code: i32,
-    pub message: String,
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
     // Like other Unix tools, end quietly when a reader goes away (`awsmfa list |
@@ -57,7 +22,7 @@ fn main() -> ExitCode {
     // command into a completion printer that exits 0 without running it.
     if std::env::args_os().nth(1).is_some_and(|a| a == "--") {
         clap_complete::CompleteEnv::with_factory(cli::Cli::command)
-            .var(cli::COMPLETE_VAR)
+            .var(shell::COMPLETE_VAR)
             .complete();
     }
     let cli = cli::Cli::parse();

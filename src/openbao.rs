@@ -207,7 +207,7 @@ impl Client {
     }
 
     /// AWS secrets engine: `MOUNT/ROLE` → `GET /v1/MOUNT/sts/ROLE`.
-    pub fn aws_sts(&self, spec: &str) -> anyhow::Result<crate::session::Creds> {
+    pub fn aws_sts(&self, spec: &str) -> anyhow::Result<crate::creds::Creds> {
         let (mount, role) = spec
             .split_once('/')
             .with_context(|| format!("`openbao-aws:{spec}` should be openbao-aws:MOUNT/ROLE"))?;
@@ -223,7 +223,7 @@ impl Client {
         if lease == 0 {
             bail!("OpenBao {mount}/sts/{role} returned no lease_duration");
         }
-        Ok(crate::session::Creds {
+        Ok(crate::creds::Creds {
             access_key_id: get("access_key")?,
             secret_access_key: SecretString::from(get("secret_key")?),
             session_token: SecretString::from(get("security_token")?),

@@ -57,7 +57,7 @@ pub fn display(path: &Path) -> String {
         Ok(rest) if home != Path::new("/") => format!("~/{}", rest.display()),
         _ => path.display().to_string(),
     };
-    crate::config::names::printable(&text).into_owned()
+    crate::log::printable(&text).into_owned()
 }
 
 /// The first executable `program` on PATH.

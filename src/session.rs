@@ -26,13 +26,7 @@ const DEFAULT_ROLE_DURATION: Duration = Duration::from_secs(3600);
 /// beats no credentials at all.
 const LAST_RESORT: u64 = 120;
 
-pub struct Creds {
-    pub access_key_id: String,
-    pub secret_access_key: SecretString,
-    pub session_token: SecretString,
-    /// Unix seconds.
-    pub expiration: u64,
-}
+pub use crate::creds::Creds;
 
 /// Everything that shapes one profile's session.
 #[derive(Debug, Clone)]

@@ -12,9 +12,9 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::keys::LongLivedKey;
+use crate::creds::Creds;
+use crate::creds::LongLivedKey;
 use crate::remote;
-use crate::session::Creds;
 
 /// Where STS is: the region, and an endpoint override when one is configured.
 #[derive(Debug, Clone, PartialEq, Eq)]

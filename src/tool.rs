@@ -39,7 +39,7 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
         None => cmd.stdin(Stdio::null()),
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    for var in crate::exec::CREDENTIAL_VARS {
+    for var in crate::creds::CREDENTIAL_VARS {
         cmd.env_remove(var);
     }
     let mut child = cmd

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::config::{Config, names};
+use crate::config::Config;
 use crate::session::{self, Kind, Plan};
 use crate::{keys, log, state, time};
 
@@ -140,7 +140,7 @@ pub fn list(json: bool) -> anyhow::Result<()> {
             "{:width$}  {keys:18}  {mfa:10}  {session:28}  {roots}",
             r.profile
         );
-        println!("{}", names::printable(&line));
+        println!("{}", log::printable(&line));
     }
     Ok(())
 }

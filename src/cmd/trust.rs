@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::config::AwsConfig;
 use crate::config::settings::{self, Settings};
-use crate::config::{AwsConfig, names};
 use crate::roots::{self, ROOT_FILE, file, trust};
 use crate::{log, paths};
 
@@ -68,7 +68,7 @@ pub fn allow(arg: Option<&Path>) -> anyhow::Result<()> {
     {
         log::warn(format_args!(
             "profile {} is not in {}; the root maps to it, but it cannot be used until it is",
-            names::printable(&root.profile),
+            log::printable(&root.profile),
             paths::display(&aws.path)
         ));
     }

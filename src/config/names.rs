@@ -4,8 +4,6 @@
 //! attacker-chosen, so each kind of name is held to a small character set here,
 //! once, and everything downstream relies on it.
 
-use std::borrow::Cow;
-
 /// Long enough for any IAM-style name; short enough for a prompt.
 const MAX_LEN: usize = 128;
 
@@ -125,34 +123,6 @@ const RESERVED: &[&str] = &[
     "zmodload",
 ];
 
-/// Text for a terminal: control characters (escape sequences, newlines in a
-/// directory name, a carriage return that rewrites the line) shown as escapes,
-/// so a hostile name or path can neither draw on the screen nor fake a message.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    escape_controls(text, |_| false)
-}
-
-/// [`printable`] for a message of several lines: its own line breaks stay.
-pub fn printable_lines(text: &str) -> Cow<'_, str> {
-    escape_controls(text, |c| c == '\n')
-}
-
-fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    let escape = |c: char| c.is_control() && !keep(c);
-    if !text.chars().any(escape) {
-        return text.into();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if escape(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,12 +171,5 @@ mod tests {
         ] {
             assert!(!is_command_name(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn printable_escapes_control_characters_only() {
-        assert_eq!(printable("~/src/tofu ü"), "~/src/tofu ü");
-        assert_eq!(printable("a\nb\u{1b}[2J\r"), "a\\nb\\u{1b}[2J\\r");
-        assert_eq!(printable_lines("a\n  b\u{7}"), "a\n  b\\u{7}");
     }
 }

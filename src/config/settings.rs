@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::names;
-use crate::paths;
+use crate::{log, paths};
 
 pub const DEFAULT_WRAP: [&str; 3] = ["terragrunt", "tofu", "terraform"];
 /// botocore refreshes when less than 15 minutes remain and re-runs
@@ -293,7 +293,7 @@ fn check_profile_name(name: &str, at: &str) -> anyhow::Result<()> {
     if !names::is_profile_name(name) {
         bail!(
             "{at}: profile name {:?} is not allowed; a profile name is {}",
-            names::printable(name),
+            log::printable(name),
             names::PROFILE_RULE
         );
     }

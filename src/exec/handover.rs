@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::session::Creds;
+use crate::creds::Creds;
 use crate::time;
 
 const VERSION: u32 = 1;

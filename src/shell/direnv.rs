@@ -39,7 +39,7 @@ pub fn shims(profile: Option<&str>) -> anyhow::Result<()> {
         Some(p) if names::is_profile_name(p) => p.to_string(),
         Some(p) => bail!(
             "`use awsmfa {}`: not a profile name; a profile name is {}",
-            names::printable(p),
+            log::printable(p),
             names::PROFILE_RULE
         ),
         None => {

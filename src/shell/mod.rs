@@ -14,6 +14,10 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
+/// The variable the completion scripts set at <TAB> (see `main`): a private
+/// name, since the environment alone must never make awsmfa a completer.
+pub const COMPLETE_VAR: &str = "_AWSMFA_COMPLETE";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
     Zsh,
@@ -65,13 +69,7 @@ pub fn init(shell: Shell) -> anyhow::Result<()> {
     };
     if let Some(completer) = completer {
         let mut buf = Vec::new();
-        completer.write_registration(
-            crate::cli::COMPLETE_VAR,
-            "awsmfa",
-            "awsmfa",
-            &bin,
-            &mut buf,
-        )?;
+        completer.write_registration(COMPLETE_VAR, "awsmfa", "awsmfa", &bin, &mut buf)?;
         let registration = String::from_utf8_lossy(&buf);
         if shell == Shell::Zsh {
             // compdef exists only after compinit; without it, skip rather than error.
