@@ -56,6 +56,15 @@ pub fn printable_lines(text: &str) -> Cow<'_, str> {
     escape_controls(text, |c| c == '\n')
 }
 
+/// `a, b or c`, for a message that lists the choices.
+pub fn one_of(choices: &[&str]) -> String {
+    match choices {
+        [] => String::new(),
+        [only] => (*only).to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     let escape = |c: char| c.is_control() && !keep(c);
     if !text.chars().any(escape) {
@@ -81,5 +90,11 @@ mod tests {
         assert_eq!(printable("~/src/tofu ü"), "~/src/tofu ü");
         assert_eq!(printable("a\nb\u{1b}[2J\r"), "a\\nb\\u{1b}[2J\\r");
         assert_eq!(printable_lines("a\n  b\u{7}"), "a\n  b\\u{7}");
+    }
+
+    #[test]
+    fn choices_read_as_a_list() {
+        assert_eq!(one_of(&["a"]), "a");
+        assert_eq!(one_of(&["a", "b", "c"]), "a, b or c");
     }
 }

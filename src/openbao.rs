@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::config::settings::OpenBaoSettings;
+use crate::health::Health;
 
 /// A client made on first use: most mints never talk to OpenBao.
 pub struct Lazy {
@@ -39,6 +40,22 @@ impl Lazy {
         }
         let client = Client::new(self.settings.as_ref())?;
         Ok(self.client.get_or_init(|| client))
+    }
+
+    /// For `doctor`: [`Client::check`], for `what` (e.g. "MFA codes from totp/code/me").
+    pub fn health(&self, what: &str) -> Health {
+        match self
+            .get()
+            .and_then(|c| Ok((c.address().to_string(), c.check()?)))
+        {
+            Ok((address, detail)) => {
+                Health::Ok(format!("OpenBao at {address} for {what}: {detail}"))
+            }
+            Err(e) => Health::fail(
+                format!("{what}: {e:#}"),
+                "check [openbao] in config.toml, BAO_ADDR and the token or wrapped SecretID",
+            ),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::tty::Tty;
@@ -18,6 +19,13 @@ pub struct Output {
     pub stdout: Zeroizing<Vec<u8>>,
     /// What the tool said on stderr (it was also shown as it came).
     pub stderr: String,
+}
+
+impl Output {
+    /// What the tool printed, trimmed: the code or secret it was run for.
+    pub fn stdout_secret(&self) -> SecretString {
+        SecretString::from(String::from_utf8_lossy(&self.stdout).trim().to_string())
+    }
 }
 
 /// ykman waits ~15 s for a touch, 1Password for a biometric approval: a minute

@@ -7,11 +7,11 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::config::{AwsConfig, Config, Settings};
+use crate::health::Health;
 use crate::session::{Kind, Plan};
 use crate::store::Store;
 use crate::sts::{Endpoint, Origin};
-use crate::tty::Tty;
-use crate::{keys, mfa, openbao, paths, roots, state, tool};
+use crate::{mfa, openbao, paths, roots, state};
 
 #[derive(Default)]
 struct Report {
@@ -37,6 +37,14 @@ impl Report {
         }
         self.failures += 1;
         println!("FAIL  {what}\n      → {fix}");
+    }
+    /// What a source found about itself, for `profile`.
+    fn health(&mut self, profile: &str, health: Health) {
+        match health {
+            Health::Ok(what) => self.ok(&format!("profile {profile}: {what}")),
+            Health::Warn { what, fix } => self.warn(&format!("profile {profile}: {what}"), &fix),
+            Health::Fail { what, fix } => self.fail(&format!("profile {profile}: {what}"), &fix),
+        }
     }
 }
 
@@ -128,32 +136,27 @@ pub fn doctor() -> anyhow::Result<()> {
         let bao = openbao::Lazy::new(cfg.settings.openbao.clone());
         match &plan.kind {
             Kind::Mfa {
-                keys: k,
+                keys,
+                serial,
                 mfa,
                 ykman_device,
                 ..
             } => {
-                match k {
-                    keys::Source::Keyring if !keys::recorded(name) => r.fail(
-                        &format!("profile {name}: no key stored"),
-                        &format!("awsmfa add {name}"),
-                    ),
-                    keys::Source::Keyring => r.ok(&format!("profile {name}: key in the keyring")),
-                    keys::Source::Op { .. } => {
-                        check_op(&mut r, name, &format!("keys from {}", k.describe()))
-                    }
-                    keys::Source::OpenBao { path, .. } => {
-                        check_openbao(&mut r, name, &format!("keys from {path}"), &bao)
-                    }
-                }
+                r.health(name, keys.health(name, &bao));
+                let request = mfa::Request {
+                    profile: name,
+                    serial,
+                    ykman_device: ykman_device.as_deref(),
+                    openbao: &bao,
+                };
                 for (i, source) in mfa.iter().enumerate() {
                     r.fallback = i + 1 < mfa.len();
-                    check_mfa(&mut r, name, source, ykman_device.as_deref(), &bao);
+                    r.health(name, source.health(&request));
                 }
                 r.fallback = false;
             }
             Kind::Vended { path, .. } => {
-                check_openbao(&mut r, name, &format!("sessions from {path}"), &bao)
+                r.health(name, bao.health(&format!("sessions from {path}")))
             }
             Kind::Role { .. } => {}
         }
@@ -207,110 +210,6 @@ fn probe_store(r: &mut Report, what: &str, store: anyhow::Result<Store>) {
             store.backend().name()
         )),
         Err(e) => r.fail(&format!("{what} keyring: {e:#}"), "see the hint above"),
-    }
-}
-
-fn check_mfa(
-    r: &mut Report,
-    profile: &str,
-    source: &mfa::Source,
-    ykman_device: Option<&str>,
-    bao: &openbao::Lazy,
-) {
-    match source {
-        mfa::Source::Prompt if Tty::available() => {
-            r.ok(&format!("profile {profile}: MFA codes typed at the terminal"))
-        }
-        mfa::Source::Prompt => r.warn(
-            &format!("profile {profile}: MFA codes are typed, but there is no terminal here"),
-            "runs without a terminal will fail until a session is cached; consider mfa_process or mfa = \"ykman\"",
-        ),
-        mfa::Source::Process(cmd) => {
-            let program = cmd.split_whitespace().next().unwrap_or("");
-            if paths::which(program).is_some() {
-                r.ok(&format!("profile {profile}: mfa_process `{program}` found"));
-            } else {
-                r.fail(
-                    &format!("profile {profile}: mfa_process `{program}` is not on PATH"),
-                    "install it or fix mfa_process",
-                );
-            }
-        }
-        mfa::Source::Ykman(_) => check_ykman(r, profile, ykman_device),
-        mfa::Source::Op { vault, item } => check_op(r, profile, &format!("one-time codes from {vault}/{item}")),
-        mfa::Source::OpenBao(path) => check_openbao(r, profile, &format!("MFA codes from {path}"), bao),
-    }
-}
-
-/// `ykman list --serials` answers without a touch: it proves the tool runs and
-/// a key is plugged in.
-fn check_ykman(r: &mut Report, profile: &str, device: Option<&str>) {
-    let Some(ykman) = paths::which("ykman") else {
-        return r.fail(
-            &format!("profile {profile}: ykman is not installed"),
-            "install YubiKey Manager (`pipx install yubikey-manager`)",
-        );
-    };
-    let mut cmd = std::process::Command::new(ykman);
-    cmd.args(["list", "--serials"]);
-    let serials = match tool::run(cmd, "ykman") {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
-        Ok(out) => {
-            return r.fail(
-                &format!("profile {profile}: `ykman list` failed ({})", out.status),
-                "see ykman's message above",
-            );
-        }
-        Err(e) => return r.fail(&format!("profile {profile}: {e:#}"), "see above"),
-    };
-    let found: Vec<&str> = serials.split_whitespace().collect();
-    match device {
-        _ if found.is_empty() => r.fail(
-            &format!("profile {profile}: no YubiKey plugged in"),
-            "plug in the YubiKey that holds the OATH account",
-        ),
-        Some(serial) if !found.contains(&serial) => r.fail(
-            &format!(
-                "profile {profile}: YubiKey {serial} is not plugged in (found {})",
-                found.join(", ")
-            ),
-            "plug it in, or fix ykman_device in config.toml",
-        ),
-        _ => r.ok(&format!(
-            "profile {profile}: YubiKey present ({})",
-            found.join(", ")
-        )),
-    }
-}
-
-/// Only the binary: asking op anything may pop up an unlock dialog.
-fn check_op(r: &mut Report, profile: &str, what: &str) {
-    if paths::which("op").is_some() {
-        r.ok(&format!(
-            "profile {profile}: 1Password CLI found for {what}"
-        ));
-    } else {
-        r.fail(
-            &format!(
-                "profile {profile}: {what} need the 1Password CLI `op`, which is not installed"
-            ),
-            "install the 1Password CLI",
-        );
-    }
-}
-
-fn check_openbao(r: &mut Report, profile: &str, what: &str, bao: &openbao::Lazy) {
-    match bao
-        .get()
-        .and_then(|c| Ok((c.address().to_string(), c.check()?)))
-    {
-        Ok((address, detail)) => r.ok(&format!(
-            "profile {profile}: OpenBao at {address} for {what}: {detail}"
-        )),
-        Err(e) => r.fail(
-            &format!("profile {profile}: {what}: {e:#}"),
-            "check [openbao] in config.toml, BAO_ADDR and the token or wrapped SecretID",
-        ),
     }
 }
 

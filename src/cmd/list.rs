@@ -4,13 +4,14 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::session::{self, Kind, Plan};
-use crate::{keys, log, state, time};
+use crate::{log, state, time};
 
 #[derive(Serialize)]
 struct Row {
     profile: String,
     /// `keyring`, or `role via SOURCE`.
     keys: String,
+    /// Only for keys awsmfa stores itself: op and OpenBao are read per mint.
     key_stored: Option<bool>,
     mfa: Vec<String>,
     role_arn: Option<String>,
@@ -55,8 +56,7 @@ fn row(cfg: &Config, name: &str) -> Row {
     match &plan.kind {
         Kind::Mfa { keys: k, mfa, .. } => {
             row.keys = k.describe();
-            // Only the keyring holds a key awsmfa stored; op and OpenBao are read per mint.
-            row.key_stored = matches!(k, keys::Source::Keyring).then(|| keys::recorded(name));
+            row.key_stored = k.stored(name);
             row.mfa = mfa.iter().map(|m| m.describe()).collect();
         }
         Kind::Vended { path, .. } => {

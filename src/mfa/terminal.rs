@@ -1,0 +1,62 @@
+//! `mfa = "prompt"`: a code typed at `/dev/tty`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{MAX_ATTEMPTS, MfaSource, Request, Source};
+use crate::health::Health;
+use crate::tty::Tty;
+
+#[derive(Debug)]
+pub(super) struct Terminal;
+
+pub(super) fn parse(rest: Option<&str>) -> anyhow::Result<Option<Source>> {
+    Ok(rest.is_none().then(|| Arc::new(Terminal) as Source))
+}
+
+impl MfaSource for Terminal {
+    fn describe(&self) -> String {
+        "prompt".into()
+    }
+
+    fn code(&self, req: &Request, attempt: u32) -> anyhow::Result<SecretString> {
+        let mut tty = Tty::open().map_err(|_| {
+            anyhow!(
+                "there is no terminal to type it at; set `mfa_process = COMMAND` in [profile {}] \
+                 (or `mfa = \"ykman\"` in config.toml), or run `awsmfa exec {} -- true` in a terminal first",
+                req.profile,
+                req.profile
+            )
+        })?;
+        if attempt > 1 {
+            tty.say(&format!(
+                "awsmfa: STS rejected that code (try {attempt} of {MAX_ATTEMPTS})\n"
+            ))?;
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let prompt = format!("MFA code for {} ({}): ", req.serial, req.profile);
+            let answer = tty
+                .ask(&prompt, true)
+                .context("cannot read from the terminal")?;
+            let code = answer.expose_secret().trim();
+            if super::is_code(code) {
+                return Ok(SecretString::from(code.to_string()));
+            }
+            tty.say("awsmfa: an MFA code is 6 digits\n")?;
+        }
+        bail!("no valid 6-digit code after {MAX_ATTEMPTS} tries")
+    }
+
+    fn health(&self, _req: &Request) -> Health {
+        if Tty::available() {
+            Health::Ok("MFA codes typed at the terminal".into())
+        } else {
+            Health::Warn {
+                what: "MFA codes are typed, but there is no terminal here".into(),
+                fix: "runs without a terminal will fail until a session is cached; consider mfa_process or mfa = \"ykman\"".into(),
+            }
+        }
+    }
+}
