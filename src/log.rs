@@ -66,7 +66,12 @@ pub fn one_of(choices: &[&str]) -> String {
 }
 
 fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    let escape = |c: char| c.is_control() && !keep(c);
+    // Bidirectional overrides are not control characters to Rust, but they
+    // reorder what follows them on screen just as well.
+    let escape = |c: char| {
+        (c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+            && !keep(c)
+    };
     if !text.chars().any(escape) {
         return text.into();
     }
@@ -90,6 +95,7 @@ mod tests {
         assert_eq!(printable("~/src/tofu ü"), "~/src/tofu ü");
         assert_eq!(printable("a\nb\u{1b}[2J\r"), "a\\nb\\u{1b}[2J\\r");
         assert_eq!(printable_lines("a\n  b\u{7}"), "a\n  b\\u{7}");
+        assert_eq!(printable("x\u{202e}y"), "x\\u{202e}y");
     }
 
     #[test]

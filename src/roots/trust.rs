@@ -26,8 +26,12 @@ fn record(path: &Path) -> PathBuf {
 }
 
 pub fn trust(file: &RootFile) -> Trust {
-    match std::fs::read_to_string(record(&file.path)) {
-        Ok(text) if text.lines().next() == Some(file.hash.as_str()) => Trust::Allowed,
+    // Bytes, not text: the path kept on the second line may be any bytes a
+    // directory name can hold.
+    match std::fs::read(record(&file.path)) {
+        Ok(bytes) if bytes.split(|&b| b == b'\n').next() == Some(file.hash.as_bytes()) => {
+            Trust::Allowed
+        }
         Ok(_) => Trust::Changed,
         Err(_) => Trust::NotAllowed,
     }
