@@ -1,11 +1,11 @@
 //! A cross-process lock around look-up → MFA → STS → store, so that 32
 //! `credential-process` calls racing on a cold cache cause one MFA prompt, not 32.
-//! `flock` is released by the kernel when the holder dies, even by `kill -9`:
-//! there is no stale lock to clean up.
+//! `File::lock` is `flock` on Unix, which the kernel releases when the holder
+//! dies, even by `kill -9`: there is no stale lock to clean up.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,23 +23,33 @@ impl Lock {
         if let Some(dir) = path.parent() {
             crate::state::create_private_dir(dir)?;
         }
+        // O_NOFOLLOW: the pid written below would otherwise truncate and
+        // overwrite whatever file a planted symlink points at.
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => anyhow::anyhow!(
+                    "{} is a symbolic link; awsmfa does not follow it for a lock file, remove it",
+                    path.display()
+                ),
+                _ => anyhow::Error::new(e)
+                    .context(format!("cannot open lock file {}", path.display())),
+            })?;
         let start = Instant::now();
         let mut told = false;
         loop {
-            // Polling rather than a blocking flock keeps the wait bounded without signals.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+            // Polling rather than a blocking lock keeps the wait bounded without signals.
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(err)) => {
+                    return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+                }
             }
             if !told && start.elapsed() > Duration::from_secs(2) {
                 crate::log::info(format_args!(
@@ -65,6 +75,38 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        // Closing the file would release it too; unlocking first does not
+        // depend on no other handle to it being open.
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_waits_and_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.lock");
+        let held = Lock::acquire(&path, "p").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        // Another open file description is another flock holder.
+        let other = File::open(&path).unwrap();
+        assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+        drop(held);
+        other.try_lock().unwrap();
+        drop(other);
+
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let link = dir.path().join("q.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = Lock::acquire(&link, "q").err().unwrap();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
     }
 }

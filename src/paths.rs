@@ -60,27 +60,34 @@ pub fn display(path: &Path) -> String {
     crate::log::printable(&text).into_owned()
 }
 
-/// The first executable `program` on PATH.
+/// The first executable `program` on PATH (or `program` itself when it names a
+/// path), as the `which` crate finds it: `access(X_OK)`, so what the kernel
+/// would refuse to run is passed over.
 pub fn which(program: &str) -> Option<PathBuf> {
-    which_except(program, None)
+    which::which(program).ok()
 }
 
 /// The first executable `program` on PATH, passing over the directory `skip`
 /// (awsmfa's own shims, which would otherwise find themselves).
 pub fn which_except(program: &str, skip: Option<&Path>) -> Option<PathBuf> {
+    let Some(skip) = skip else {
+        return which(program);
+    };
     if program.contains('/') {
-        let p = PathBuf::from(program);
-        return is_executable(&p).then_some(p);
+        return which(program);
     }
     let path = env::var_os("PATH")?;
-    env::split_paths(&path)
-        .filter(|dir| skip.is_none_or(|skip| dir.canonicalize().map_or(true, |d| d != skip)))
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let kept: Vec<PathBuf> = env::split_paths(&path)
+        .filter(|dir| dir.canonicalize().map_or(true, |d| d != skip))
+        .collect();
+    // An empty list would join to "", which a PATH search reads as the
+    // current directory.
+    if kept.is_empty() {
+        return None;
+    }
+    let kept = env::join_paths(kept).ok()?;
+    match env::current_dir() {
+        Ok(cwd) => which::which_in(program, Some(kept), cwd).ok(),
+        Err(_) => which::which_in_global(program, Some(kept)).ok()?.next(),
+    }
 }

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -126,28 +126,34 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", dir.display()))
 }
 
-/// Write-then-rename, so a reader (or a crash) never sees half a file.
+/// Write-then-rename, so a reader (or a crash) never sees half a file. The
+/// file ends up 0600.
 pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    write_atomic_mode(path, data, 0o600)
+}
+
+/// `write_atomic`, the file ending up with `mode`. The temporary file beside
+/// `path` comes from `tempfile`: an unpredictable name opened with `O_EXCL`
+/// and mode 0600, so nobody who can write the directory can plant a symlink
+/// or open it first; its name starts with `.`, which the directory's readers
+/// skip.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = path.parent().context("state path has no parent")?;
     create_private_dir(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("tmp"),
-        std::process::id()
-    ));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("tmp");
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        fs::rename(&tmp, path)
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .tempfile_in(dir)?;
+        tmp.write_all(data)?;
+        if mode != 0o600 {
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        // On failure the temporary file is removed when the error drops it.
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok::<_, std::io::Error>(())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -163,5 +169,31 @@ mod tests {
             assert_eq!(unescape(&f), name);
         }
         assert_eq!(file_name("tf-proxmox"), "tf-proxmox");
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files_with_the_mode_asked_and_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("f");
+        write_atomic(&path, b"one\n").unwrap();
+        write_atomic(&path, b"two\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        let script = dir.path().join("sub").join("s");
+        write_atomic_mode(&script, b"#!/bin/sh\n", 0o755).unwrap();
+        assert_eq!(mode(&script), 0o755);
+        let mut names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["f", "s"]);
+        // A directory in the way: an error naming the file, and no temporary left.
+        fs::create_dir(dir.path().join("sub").join("d")).unwrap();
+        let e = write_atomic(&dir.path().join("sub").join("d"), b"x").unwrap_err();
+        assert!(e.to_string().contains("cannot write"), "{e}");
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 3);
     }
 }

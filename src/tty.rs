@@ -2,9 +2,12 @@
 //! under `credential_process` the SDK owns both: `/dev/tty` is the only way to
 //! reach the person. Without one, callers fail at once instead of hanging.
 
+use std::cell::UnsafeCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -75,30 +78,133 @@ impl Tty {
     }
 }
 
-/// Restores the terminal's echo flag when dropped, error paths included.
+/// Echo off for one hidden answer. The saved settings come back when this is
+/// dropped (error paths included) and also when SIGINT (Ctrl-C), SIGQUIT or
+/// SIGTERM ends the process mid-answer: those signals' default action kills
+/// the process without running any destructor, which used to leave the shell
+/// with echo off. rpassword has the same gap (7.5 even raises SIGINT itself
+/// with the terminal still raw), hence this guard rather than the crate.
 struct EchoOff {
     fd: RawFd,
     saved: libc::termios,
+    /// Whether this guard holds `CLAIMED` (and so `SAVED` and `ACTIVE`).
+    claimed: bool,
+    /// The signals whose handler this guard installed, with the action before it.
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM];
+
+/// What the signal handler restores: `SAVED` is written before `ACTIVE`
+/// publishes the terminal's fd (-1: none), and only by the guard that holds
+/// `CLAIMED`, so the handler reads a complete value without taking a lock
+/// (locks are not async-signal-safe).
+static ACTIVE: AtomicI32 = AtomicI32::new(-1);
+static CLAIMED: AtomicBool = AtomicBool::new(false);
+static SAVED: SavedTermios = SavedTermios(UnsafeCell::new(MaybeUninit::uninit()));
+
+struct SavedTermios(UnsafeCell<MaybeUninit<libc::termios>>);
+
+// SAFETY: written only by the one guard that holds CLAIMED, before ACTIVE
+// (Release) lets the handler read it (Acquire); never written while published.
+unsafe impl Sync for SavedTermios {}
+
+/// Puts the terminal back, then lets the signal do what it would have done:
+/// with the default action restored and the signal raised again, it is
+/// delivered as soon as this handler returns (it is blocked until then), so
+/// the process dies of it and the parent sees the real cause.
+extern "C" fn restore_then_reraise(sig: libc::c_int) {
+    let fd = ACTIVE.load(Ordering::Acquire);
+    // SAFETY: tcsetattr, sigaction and raise are async-signal-safe
+    // (signal-safety(7)); SAVED holds a complete termios while ACTIVE is set.
+    // errno is not preserved: the process does not outlive this handler.
+    unsafe {
+        if fd >= 0 {
+            libc::tcsetattr(fd, libc::TCSANOW, (*SAVED.0.get()).as_ptr());
+        }
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &default, std::ptr::null_mut());
+        libc::raise(sig);
+    }
 }
 
 impl EchoOff {
     fn new(file: &File) -> io::Result<Self> {
         let fd = file.as_raw_fd();
+        // SAFETY: termios is plain data; tcgetattr fills it or fails.
         let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and a termios we own.
         if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        let mut guard = Self {
+            fd,
+            saved,
+            claimed: false,
+            previous: Vec::new(),
+        };
+        // Handlers before echo goes off, so there is no moment when a signal
+        // could leave it off. Two hidden prompts at once (never in awsmfa)
+        // would share one SAVED: the second goes without handlers.
+        if CLAIMED
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: CLAIMED makes this the only writer, and ACTIVE is -1
+            // so no handler reads SAVED now.
+            unsafe { (*SAVED.0.get()).write(saved) };
+            ACTIVE.store(fd, Ordering::Release);
+            guard.claimed = true;
+            guard.install_handlers();
+        }
         let mut quiet = saved;
         quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: a valid fd and a termios we own. On failure `guard` drops,
+        // putting back the handlers and the (unchanged) settings.
         if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Self { fd, saved })
+        Ok(guard)
+    }
+
+    fn install_handlers(&mut self) {
+        for sig in SIGNALS {
+            // SAFETY: sigaction with structs we own; the handler only makes
+            // async-signal-safe calls.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                    continue;
+                }
+                // An ignored signal stays ignored: it cannot end the prompt.
+                if old.sa_sigaction == libc::SIG_IGN {
+                    continue;
+                }
+                let mut ours: libc::sigaction = std::mem::zeroed();
+                ours.sa_sigaction = restore_then_reraise as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut ours.sa_mask);
+                if libc::sigaction(sig, &ours, std::ptr::null_mut()) == 0 {
+                    self.previous.push((sig, old));
+                }
+            }
+        }
     }
 }
 
 impl Drop for EchoOff {
     fn drop(&mut self) {
+        // Settings first: a signal arriving before the handlers are put back
+        // restores them once more, which is harmless.
+        // SAFETY: a valid fd and the termios saved from it.
         unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+        for (sig, old) in self.previous.drain(..) {
+            // SAFETY: putting back the action sigaction gave us.
+            unsafe { libc::sigaction(sig, &old, std::ptr::null_mut()) };
+        }
+        if self.claimed {
+            ACTIVE.store(-1, Ordering::Release);
+            CLAIMED.store(false, Ordering::Release);
+        }
     }
 }

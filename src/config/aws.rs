@@ -48,11 +48,11 @@ impl AwsConfig {
 
     pub fn parse(text: &str, path: PathBuf) -> anyhow::Result<Self> {
         let mut profiles: Vec<Profile> = Vec::new();
-        for section in ini::parse(text, &path)? {
-            let name = match section.header.strip_prefix("profile ") {
-                Some(name) => name.trim(),
-                None if section.header == "default" => "default",
-                None => continue, // sso-session, services, plugins…
+        // Only profiles are read strictly; sso-session, services, plugins… are
+        // the AWS CLI's business.
+        for section in ini::parse(text, &path, |h| profile_name(h).is_some())? {
+            let Some(name) = profile_name(&section.header) else {
+                continue;
             };
             let mut profile = Profile {
                 name: name.to_string(),
@@ -107,6 +107,14 @@ impl AwsConfig {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.profiles.iter().map(|p| p.name.as_str())
+    }
+}
+
+/// `profile NAME` → NAME, `default` → `default`; other sections are no profile.
+fn profile_name(header: &str) -> Option<&str> {
+    match header.strip_prefix("profile ") {
+        Some(name) => Some(name.trim()),
+        None => (header == "default").then_some("default"),
     }
 }
 
@@ -180,6 +188,25 @@ mod tests {
         assert_eq!(p.session_ttl, Some(Duration::from_secs(5400)));
         assert_eq!(p.duration_seconds, Some(900));
         assert_eq!(p.line, 5);
+    }
+
+    #[test]
+    fn reads_what_botocore_reads() {
+        let c = cfg("[sso-session corp]\nsso_start_url = https://x\nregistration scopes\n\n[services local]\nsts =\n  endpoint_url = http://127.0.0.1:1\n[profile dev]\nMFA_Serial: arn:aws:iam::1:mfa/j\ns3 =\n  max_concurrent_requests = 20\n  addressing_style\nregion = eu-west-1\n")
+            .unwrap();
+        assert_eq!(c.names().collect::<Vec<_>>(), ["dev"]);
+        let p = c.get("dev").unwrap();
+        assert_eq!(p.mfa_serial.as_deref(), Some("arn:aws:iam::1:mfa/j"));
+        assert_eq!(p.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(p.line, 8);
+        // The same mistake in a profile is an error at its line.
+        let e =
+            cfg("[sso-session corp]\nregistration scopes\n[profile dev]\nregistration scopes\n")
+                .unwrap_err();
+        assert!(
+            e.to_string().starts_with("/h/.aws/config:4: expected"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,10 +8,9 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::posix_quote;
 use crate::config::{Settings, names};
@@ -73,10 +72,7 @@ pub fn shims(profile: Option<&str>) -> anyhow::Result<()> {
         );
         let path = dir.join(cmd);
         if fs::read_to_string(&path).ok().as_deref() != Some(script.as_str()) {
-            let tmp = dir.join(format!(".{cmd}.{}", std::process::id()));
-            fs::write(&tmp, &script).with_context(|| format!("cannot write {}", tmp.display()))?;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
-            fs::rename(&tmp, &path)?;
+            state::write_atomic_mode(&path, script.as_bytes(), 0o755)?;
         }
     }
     // Commands dropped from `wrap` lose their shim.

@@ -368,6 +368,39 @@ impl Pty {
         self.send(&format!("{line}\r"));
     }
 
+    /// Whether the terminal echoes what is typed (its ECHO flag). On Linux the
+    /// master reads the settings of its slave, which is what the child sets.
+    pub fn echo(&self) -> bool {
+        // SAFETY: tcgetattr fills the zeroed termios we own from a valid fd.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) };
+        assert_eq!(
+            rc,
+            0,
+            "tcgetattr on the pty of {}: {}",
+            self.desc,
+            io::Error::last_os_error()
+        );
+        t.c_lflag & libc::ECHO != 0
+    }
+
+    /// Waits until the terminal's ECHO flag is `on`; panics with the terminal
+    /// contents after `timeout`.
+    #[track_caller]
+    pub fn wait_echo(&self, on: bool, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.echo() != on {
+            assert!(
+                Instant::now() < deadline,
+                "the terminal's echo did not turn {} within {timeout:?}: {}\n--- terminal ---\n{}",
+                if on { "on" } else { "off" },
+                self.desc,
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Everything the terminal showed so far (raw: `\r\n`, escapes and all).
     pub fn output(&self) -> String {
         String::from_utf8_lossy(&self.screen.0.lock().unwrap().data).into_owned()
