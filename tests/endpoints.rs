@@ -10,8 +10,6 @@
 
 mod support;
 
-use std::fs;
-use std::path::PathBuf;
 use std::process::Output;
 
 use support::*;
@@ -36,8 +34,7 @@ const REFUSED: [&str; 4] = [
 struct World {
     env: Env,
     stub: StsStub,
-    counter: PathBuf,
-    mfa: PathBuf,
+    mfa: CountingMfa,
 }
 
 impl World {
@@ -49,20 +46,8 @@ impl World {
         let stub = StsStub::start();
         stub.add_user(KEY, SECRET).add_mfa(SERIAL, SEED);
         let env = Env::new();
-        let counter = env.root.join("mfa-runs");
-        let mfa = env.write_script(
-            "bin/mfa",
-            &format!(
-                "#!/bin/sh\necho run >> '{}'\nexec oathtool --totp -b {SEED}\n",
-                counter.display()
-            ),
-        );
-        let w = World {
-            env,
-            stub,
-            counter,
-            mfa,
-        };
+        let mfa = env.counting_mfa(SEED);
+        let w = World { env, stub, mfa };
         w.write_config("", "");
         let mut cmd = w.env.cmd(["add", "dev", "--from-env"]);
         cmd.env("AWS_ACCESS_KEY_ID", KEY)
@@ -75,12 +60,12 @@ impl World {
     fn write_config(&self, dev_extra: &str, extra: &str) {
         self.env.write_aws_config(&format!(
             "[profile dev]\nregion = us-east-1\nmfa_serial = {SERIAL}\nmfa_process = {}\n{dev_extra}\n{extra}",
-            self.mfa.display()
+            self.mfa.script.display()
         ));
     }
 
     fn mfa_runs(&self) -> usize {
-        fs::read_to_string(&self.counter).map_or(0, |s| s.lines().count())
+        self.mfa.runs()
     }
 }
 
@@ -286,7 +271,7 @@ fn openbao_address_in_cleartext_is_refused_before_any_mfa() {
     w.env.set("BAO_ADDR", bao);
     w.env.write_awsmfa_config(&format!(
         "[profiles.dev]\nmfa = [\"process:{}\", \"openbao:totp/code/dev\"]\n",
-        w.mfa.display()
+        w.mfa.script.display()
     ));
     assert_refused_before_mfa(&w, "dev", bao, "(from BAO_ADDR)");
 

@@ -77,8 +77,7 @@ impl StandinRun {
 struct World {
     env: Env,
     stub: StsStub,
-    /// One line per mfa_process run.
-    counter: PathBuf,
+    mfa: CountingMfa,
     /// `STANDIN_LOG`.
     log: PathBuf,
 }
@@ -125,15 +124,8 @@ impl World {
         stub.add_user(KEY, SECRET).add_mfa(SERIAL, SEED);
         let mut env = Env::new();
         env.set_sts_endpoint(&stub.url());
-        let counter = env.root.join("mfa-runs");
+        let mfa = env.counting_mfa(SEED);
         let log = env.root.join("standin.log");
-        let mfa = env.write_script(
-            "bin/mfa",
-            &format!(
-                "#!/bin/sh\necho run >> '{}'\nexec oathtool --totp -b {SEED}\n",
-                counter.display()
-            ),
-        );
         let region = if opts.regionless {
             ""
         } else {
@@ -144,7 +136,7 @@ impl World {
             .map(|p| {
                 format!(
                     "[profile {p}]\n{region}mfa_serial = {SERIAL}\nmfa_process = {}\n\n",
-                    mfa.display()
+                    mfa.script.display()
                 )
             })
             .collect();
@@ -159,7 +151,7 @@ impl World {
         let w = World {
             env,
             stub,
-            counter,
+            mfa,
             log,
         };
         if opts.keys {
@@ -235,7 +227,7 @@ impl World {
     }
 
     fn mfa_runs(&self) -> usize {
-        fs::read_to_string(&self.counter).map_or(0, |s| s.lines().count())
+        self.mfa.runs()
     }
 
     fn standin_runs(&self) -> Vec<StandinRun> {
@@ -1157,7 +1149,7 @@ fn missing_manager_binary_fails_before_any_mfa() {
     );
     assert_eq!(w.stub.total_calls(), 0);
     assert_eq!(w.mfa_runs(), 0);
-    assert!(!w.counter.exists(), "mfa_process ran");
+    assert_eq!(w.mfa.runs(), 0, "mfa_process ran");
     assert_eq!(w.status_json(&doppler_root)["session"]["state"], "none");
 
     // --no-secrets is the way out the message offers.

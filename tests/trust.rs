@@ -26,8 +26,7 @@ const OTHER_UID: u32 = 65534;
 struct World {
     env: Env,
     stub: StsStub,
-    /// One line per mfa_process run.
-    counter: PathBuf,
+    mfa: CountingMfa,
 }
 
 impl World {
@@ -40,18 +39,11 @@ impl World {
         stub.add_user(KEY, SECRET).add_mfa(SERIAL, SEED);
         let mut env = Env::new();
         env.set_sts_endpoint(&stub.url());
-        let counter = env.root.join("mfa-runs");
-        let mfa = env.write_script(
-            "bin/mfa",
-            &format!(
-                "#!/bin/sh\necho run >> '{}'\nexec oathtool --totp -b {SEED}\n",
-                counter.display()
-            ),
-        );
+        let mfa = env.counting_mfa(SEED);
         let profile = |name: &str| {
             format!(
                 "[profile {name}]\nregion = us-east-1\nmfa_serial = {SERIAL}\nmfa_process = {}\n\n",
-                mfa.display()
+                mfa.script.display()
             )
         };
         env.write_aws_config(&(profile("dev") + &profile("prod")));
@@ -61,11 +53,11 @@ impl World {
                 .env("AWS_SECRET_ACCESS_KEY", SECRET);
             assert_ok(&env.run_cmd(cmd));
         }
-        Some(World { env, stub, counter })
+        Some(World { env, stub, mfa })
     }
 
     fn mfa_runs(&self) -> usize {
-        fs::read_to_string(&self.counter).map_or(0, |s| s.lines().count())
+        self.mfa.runs()
     }
 
     /// A directory (created) with a root file of `text`.

@@ -189,6 +189,21 @@ impl Env {
         path
     }
 
+    /// An `mfa_process` script that prints the current TOTP code of `seed`
+    /// (oathtool) and counts its runs: how tests tell how many MFA codes a
+    /// command cost.
+    pub fn counting_mfa(&self, seed: &str) -> CountingMfa {
+        let counter = self.root.join("mfa-runs");
+        let script = self.write_script(
+            "bin/mfa",
+            &format!(
+                "#!/bin/sh\necho run >> '{}'\nexec oathtool --totp -b {seed}\n",
+                counter.display()
+            ),
+        );
+        CountingMfa { script, counter }
+    }
+
     /// Puts `dir` in front of PATH for later commands.
     pub fn prepend_path(&mut self, dir: impl AsRef<Path>) -> &mut Self {
         let mut dirs = vec![dir.as_ref().to_path_buf()];
@@ -303,6 +318,19 @@ impl Env {
     pub fn assert_not_on_disk(&self, needles: &[&str]) {
         let hits = self.scan_for(needles);
         assert!(hits.is_empty(), "secret found on disk in: {hits:#?}");
+    }
+}
+
+/// See [`Env::counting_mfa`].
+pub struct CountingMfa {
+    pub script: PathBuf,
+    pub counter: PathBuf,
+}
+
+impl CountingMfa {
+    /// How many codes were asked for so far.
+    pub fn runs(&self) -> usize {
+        fs::read_to_string(&self.counter).map_or(0, |s| s.lines().count())
     }
 }
 

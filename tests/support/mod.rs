@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use env::Env;
+pub use env::{CountingMfa, Env};
 pub use http::{HttpResponse, http_request, sts_request};
 pub use peers::{
     BaoAudit, Moto, OpenBao, SecretService, aws_cli_v2, keyutils_available, require, require_all,
