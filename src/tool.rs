@@ -37,6 +37,15 @@ pub fn timeout() -> Duration {
         .map_or(Duration::from_secs(60), Duration::from_secs)
 }
 
+/// Secrets awsmfa may find in its own environment that no helper needs: an
+/// `mfa_process` or a plugin on PATH is not to be handed the OpenBao token or
+/// the single-use wrapped SecretID (besides the AWS credentials, withheld too).
+const WITHHELD: &[&str] = &[
+    "BAO_TOKEN",
+    "VAULT_TOKEN",
+    "AWSMFA_OPENBAO_WRAPPED_SECRET_ID",
+];
+
 /// Runs `cmd` to completion or until the time limit. `what` names it in messages.
 pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
     let tty = Tty::open().ok();
@@ -47,7 +56,7 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
         None => cmd.stdin(Stdio::null()),
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    for var in crate::creds::CREDENTIAL_VARS {
+    for var in crate::creds::CREDENTIAL_VARS.iter().chain(WITHHELD) {
         cmd.env_remove(var);
     }
     let mut child = cmd

@@ -513,3 +513,50 @@ fn complete_in_the_environment_means_nothing() {
         out.stdout_str()
     );
 }
+
+// --- what helper tools see ------------------------------------------------------------
+
+/// An `mfa_process` (or ykman, op) is somebody's script on PATH: it gets no
+/// AWS credential and no OpenBao token or wrapped SecretID from awsmfa's own
+/// environment.
+#[test]
+fn helper_tools_inherit_no_secret() {
+    let Some(w) = World::new() else { return };
+    let seen = w.env.root.join("helper-env");
+    let helper = w.env.write_script(
+        "bin/mfa-env",
+        &format!(
+            "#!/bin/sh\nenv > '{}'\nexec oathtool --totp -b {SEED}\n",
+            seen.display()
+        ),
+    );
+    w.env.write_aws_config(&format!(
+        "[profile dev]\nregion = us-east-1\nmfa_serial = {SERIAL}\nmfa_process = {}\n",
+        helper.display()
+    ));
+    let withheld = [
+        ("BAO_TOKEN", "s.baotokenvalue0001"),
+        ("VAULT_TOKEN", "s.vaulttokenvalue01"),
+        ("AWSMFA_OPENBAO_WRAPPED_SECRET_ID", "s.wrappedsecretid01"),
+        ("AWS_ACCESS_KEY_ID", "AKIAINHERITEDKEY0001"),
+        ("AWS_SECRET_ACCESS_KEY", "inheritedsecretvalue01"),
+        ("AWS_SESSION_TOKEN", "inheritedsessiontoken01"),
+    ];
+    let mut cmd = w.env.cmd(["credential-process", "dev"]);
+    for (name, value) in withheld {
+        cmd.env(name, value);
+    }
+    cmd.env("HELPER_MAY_SEE", "yes");
+    assert_ok(&w.env.run_cmd(cmd));
+    let env = fs::read_to_string(&seen).expect("the helper ran");
+    for (name, value) in withheld {
+        assert!(
+            !env.contains(name) && !env.contains(value),
+            "{name} reached the helper:\n{env}"
+        );
+    }
+    assert!(
+        env.contains("HELPER_MAY_SEE=yes"),
+        "the rest of the environment is kept"
+    );
+}
