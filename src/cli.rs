@@ -59,6 +59,16 @@ pub enum Command {
         /// Do not run the root's secrets manager (Doppler, Infisical)
         #[arg(long)]
         no_secrets: bool,
+        /// Serve the session to the command from a loopback endpoint that refreshes
+        /// it, instead of putting it in its environment (for long applies)
+        #[arg(long, overrides_with = "no_server")]
+        server: bool,
+        /// Put the session in the command's environment even where `server = true`
+        #[arg(long, overrides_with = "server")]
+        no_server: bool,
+        /// Mint anew first if less than D of session would be left, e.g. 45m
+        #[arg(long, value_name = "D")]
+        min_remaining: Option<String>,
         /// Internal: the awsmfa that a secrets manager runs, innermost in the chain
         #[arg(long, hide = true, value_name = "HANDOVER")]
         chained: Option<String>,
@@ -166,12 +176,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             profile,
             duration,
             no_secrets,
+            server,
+            no_server,
+            min_remaining,
             chained,
             command,
         } => cmd::exec(cmd::ExecArgs {
             profile: profile.as_deref(),
             duration: duration.as_deref(),
             no_secrets,
+            server: match (server, no_server) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            min_remaining: min_remaining.as_deref(),
             chained: chained.as_deref(),
             argv: &command,
         }),

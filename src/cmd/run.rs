@@ -18,6 +18,10 @@ pub struct ExecArgs<'a> {
     pub profile: Option<&'a str>,
     pub duration: Option<&'a str>,
     pub no_secrets: bool,
+    /// `--server` (Some(true)) / `--no-server` (Some(false)); None: as configured.
+    pub server: Option<bool>,
+    /// `--min-remaining D`.
+    pub min_remaining: Option<&'a str>,
     /// Set on the inner awsmfa that a secrets manager runs: `FD:NONCE` of the
     /// outer awsmfa's session hand-over.
     pub chained: Option<&'a str>,
@@ -39,6 +43,8 @@ pub fn shim(name: &str, args: &[OsString]) -> anyhow::Result<()> {
         profile: profile.as_deref(),
         duration: None,
         no_secrets: false,
+        server: None,
+        min_remaining: None,
         chained: None,
         argv: &argv,
     })

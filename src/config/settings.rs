@@ -34,6 +34,10 @@ pub struct Settings {
 pub struct Root {
     pub profile: String,
     pub secrets: Option<SecretsManager>,
+    /// `server = true`: wrapped commands run under `exec --server`.
+    pub server: Option<bool>,
+    /// Never start a wrapped command with less session than this left.
+    pub min_remaining: Option<Duration>,
     /// Where it was written, for messages.
     pub file: PathBuf,
     pub line: usize,
@@ -82,6 +86,10 @@ pub struct ProfileSettings {
     pub ykman_device: Option<String>,
     /// `openbao-aws:MOUNT/ROLE`: STS credentials straight from OpenBao, no MFA.
     pub source: Option<String>,
+    /// `exec` serves this profile's session from a loopback endpoint (`--server`).
+    pub server: Option<bool>,
+    /// `exec --min-remaining`, e.g. "45m".
+    pub min_remaining: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +134,8 @@ struct RawRoot {
     profile: Spanned<String>,
     doppler: Option<Spanned<String>>,
     infisical: Option<Spanned<RawInfisical>>,
+    server: Option<Spanned<bool>>,
+    min_remaining: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +240,25 @@ impl Settings {
 /// A committed `.awsmfa.toml`: the keys of one `[roots.X]` entry.
 pub fn parse_root_file(text: &str, path: &Path) -> anyhow::Result<Root> {
     let raw: RawRoot = from_toml(text, path)?;
+    // A repository chooses a profile and a secrets manager, nothing about how
+    // sessions are served or how often the user is asked for a code.
+    for (key, offset) in [
+        ("server", raw.server.as_ref().map(|v| v.span().start)),
+        (
+            "min_remaining",
+            raw.min_remaining.as_ref().map(|v| v.span().start),
+        ),
+    ] {
+        if let Some(offset) = offset {
+            bail!(
+                "{}:{}: `{key}` can be set only in your own config.toml, not in a repository's {}",
+                path.display(),
+                line_of(text, offset),
+                path.file_name()
+                    .map_or("root file".into(), |n| n.to_string_lossy())
+            );
+        }
+    }
     let line = line_of(text, raw.profile.span().start);
     resolve_root(raw, text, path, line)
 }
@@ -281,9 +310,18 @@ fn resolve_root(raw: RawRoot, text: &str, path: &Path, line: usize) -> anyhow::R
         }
         (None, None) => None,
     };
+    let min_remaining = raw
+        .min_remaining
+        .map(|d| {
+            crate::time::parse_duration(d.get_ref())
+                .with_context(|| format!("{}: min_remaining", at(d.span().start)))
+        })
+        .transpose()?;
     Ok(Root {
         profile: raw.profile.into_inner(),
         secrets,
+        server: raw.server.map(Spanned::into_inner),
+        min_remaining,
         file: path.to_path_buf(),
         line,
     })
