@@ -5,7 +5,10 @@
 //!   and never touch the keyring;
 //! - `keys/<profile>`: a stamp derived from the stored key's id, which makes the
 //!   key part of every session fingerprint without a keyring read on the fast path;
-//! - `locks/<profile>.lock`: the minting lock.
+//! - `locks/<profile>.lock`: the minting lock;
+//! - `totp/<mfa serial>`: the last TOTP step (a number, never a code) whose code
+//!   went to STS for that MFA device, and `locks/totp/<mfa serial>.lock` around
+//!   reading it, getting a code, sending it and recording it.
 
 use std::fs;
 use std::io::Write;
@@ -42,6 +45,41 @@ pub fn lock_file(profile: &str) -> PathBuf {
     paths::state_dir()
         .join("locks")
         .join(format!("{}.lock", file_name(profile)))
+}
+
+/// In a directory of its own: a device's serial is not a profile name, and
+/// the two must never share a lock file.
+pub fn totp_lock_file(serial: &str) -> PathBuf {
+    paths::state_dir()
+        .join("locks/totp")
+        .join(format!("{}.lock", file_name(serial)))
+}
+
+pub fn totp_step_file(serial: &str) -> PathBuf {
+    paths::state_dir().join("totp").join(file_name(serial))
+}
+
+/// The last TOTP step recorded for the device; None without a readable record.
+pub fn read_totp_step(serial: &str) -> Option<u64> {
+    fs::read_to_string(totp_step_file(serial))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+pub fn write_totp_step(serial: &str, step: u64) -> anyhow::Result<()> {
+    write_atomic(&totp_step_file(serial), format!("{step}\n").as_bytes())
+}
+
+pub fn remove_totp_step(serial: &str) -> anyhow::Result<()> {
+    let path = totp_step_file(serial);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! session lifetime, across sequential calls, 32 concurrent processes, role
 //! chains and a `kill -9`; wrong codes asked again; expired, corrupted and
 //! foreign cache entries replaced; throttling retried; both keyring stores;
-//! durations reaching STS.
+//! durations reaching STS; one code per 30 s step on one MFA device (the stub
+//! refuses a code it accepted before, as STS does); `exec --min-remaining`.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::Value;
 use support::process::{Collector, kill_tree, wait_until};
@@ -102,6 +103,21 @@ impl World {
             .env("AWS_SECRET_ACCESS_KEY", SECRET);
         let out = self.env.run_cmd(cmd);
         assert_ok(&out);
+    }
+
+    /// `deploy`: ROLE_A, 15 minutes, assumed with dev's session.
+    fn add_deploy_role(&self) {
+        self.write_config(
+            Some(&self.mfa),
+            &format!(
+                "[profile deploy]\nrole_arn = {ROLE_A}\nsource_profile = dev\nduration_seconds = 900\n"
+            ),
+        );
+    }
+
+    /// See [`support::as_if_a_step_passed`].
+    fn as_if_a_step_passed(&self) {
+        as_if_a_step_passed(&self.env, &self.stub);
     }
 
     fn mfa_runs(&self) -> usize {
@@ -263,6 +279,8 @@ const PROMPT: &str = "MFA code for arn:aws:iam::123456789012:mfa/dev (dev): ";
 #[test]
 fn wrong_typed_code_is_asked_again_then_accepted() {
     let Some(w) = World::prompting() else { return };
+    // The wrong code and the first retyped one within one step.
+    room_in_step(Duration::from_secs(10));
     let mut pty = Pty::spawn(
         w.env.cmd(["credential-process", "dev"]),
         PtyOpts::tty_only(),
@@ -272,18 +290,46 @@ fn wrong_typed_code_is_asked_again_then_accepted() {
     let seen = pty.expect_ok("rejected", T);
     assert!(seen.contains("STS"), "{seen:?}");
     pty.expect_ok(PROMPT, T);
+    // STS answers a reused code as it answers a wrong one, so the rejected
+    // code's step counts as used: a code from it is refused here, unsent.
+    let refused = totp_now(SEED);
+    pty.send_line(&refused);
+    let said = pty.expect_ok(" s and type the next code", T);
+    assert!(said.contains("already sent to STS"), "{said:?}");
+    assert_eq!(
+        w.stub.calls("GetSessionToken"),
+        1,
+        "the refused code was sent"
+    );
+    pty.expect_ok(PROMPT, T);
+    thread::sleep(Duration::from_secs(waited(&said, "wait ")));
     pty.send_line(&totp_now(SEED));
     assert_eq!(pty.wait_code(T), 0, "{}\n{}", pty.output(), pty.stderr());
     let issued = w.stub.last_issued().unwrap();
     assert_eq!(pty.stdout(), expected_json(&issued));
     assert_eq!(w.stub.calls("GetSessionToken"), 2);
     assert_eq!(w.stub.successes("GetSessionToken"), 1);
+    assert!(
+        w.stub
+            .requests()
+            .iter()
+            .all(|r| r.token_code.as_deref() != Some(&*refused)),
+        "STS saw the refused code"
+    );
     assert!(!pty.stderr().contains("panicked"), "{}", pty.stderr());
     // Nothing of the session reached the terminal.
     assert!(!pty.output().contains(&issued.secret_access_key));
     // Cached now: no terminal needed for the next call.
     assert_eq!(w.cp("dev"), expected_json(&issued));
     assert_eq!(w.stub.total_calls(), 2);
+}
+
+/// N from "…{before}N s…" in what awsmfa said.
+#[track_caller]
+fn waited(said: &str, before: &str) -> u64 {
+    said.rsplit_once(before)
+        .and_then(|(_, rest)| rest.split_once(" s")?.0.parse().ok())
+        .unwrap_or_else(|| panic!("no \"{before}N s\" in {said:?}"))
 }
 
 #[test]
@@ -305,35 +351,41 @@ fn non_numeric_typed_code_is_asked_again_without_an_sts_call() {
 }
 
 #[test]
-fn three_wrong_typed_codes_fail_clearly() {
+fn wrong_typed_codes_within_one_step_reach_sts_once_and_fail_clearly() {
     let Some(w) = World::prompting() else { return };
+    room_in_step(Duration::from_secs(10));
     let mut pty = Pty::spawn(
         w.env.cmd(["credential-process", "dev"]),
         PtyOpts::tty_only(),
     );
-    for attempt in 1..=3 {
+    pty.expect_ok(PROMPT, T);
+    pty.send_line(&wrong_code());
+    pty.expect_ok("rejected that code (try 2 of 3)", T);
+    // The rest of the step is spent: each code typed in it is refused here
+    // (a try each), and none reaches STS.
+    for _ in 0..3 {
         pty.expect_ok(PROMPT, T);
         pty.send_line(&wrong_code());
-        if attempt < 3 {
-            pty.expect_ok(&format!("rejected that code (try {} of 3)", attempt + 1), T);
-        }
+        pty.expect_ok("s and type the next code", T);
     }
     assert_eq!(pty.wait_code(T), 1, "{}", pty.output());
     assert_eq!(pty.stdout(), "", "nothing on stdout after a failure");
     let err = pty.stderr();
     assert!(!err.contains("panicked"), "{err}");
     assert!(
-        err.contains("rejected the MFA code") && err.contains("3 times") && err.contains(SERIAL),
+        err.contains("no MFA code") && err.contains("no usable 6-digit code after 3 tries"),
         "{err}"
     );
-    assert_eq!(w.stub.calls("GetSessionToken"), 3);
+    assert_eq!(w.stub.calls("GetSessionToken"), 1);
     assert_eq!(w.stub.successes("GetSessionToken"), 0);
     assert!(!w.meta_path("dev").exists(), "a failed mint left metadata");
 }
 
 #[test]
 fn wrong_code_from_mfa_process_is_retried_with_a_new_code() {
-    let Some(w) = World::new() else { return };
+    let Some(mut w) = World::new() else { return };
+    // The retry waits for the next step: the same code again would be refused.
+    w.env.set_timeout(Duration::from_secs(60));
     // First run prints a wrong code, later runs the right one.
     let wrong = wrong_code();
     let script = w.env.write_script(
@@ -344,18 +396,27 @@ fn wrong_code_from_mfa_process_is_retried_with_a_new_code() {
         ),
     );
     w.write_config(Some(&script), "");
-    let out = w.cp("dev");
-    assert_eq!(out, expected_json(&w.stub.last_issued().unwrap()));
-    assert_eq!(w.mfa_runs(), 2);
+    // Not at a step's end, where the wrong code could reach STS in the next.
+    room_in_step(Duration::from_secs(5));
+    let out = w.env.run_ok(["credential-process", "dev"]);
+    assert_eq!(
+        out.stdout_str(),
+        expected_json(&w.stub.last_issued().unwrap())
+    );
+    assert!(
+        out.stderr_str()
+            .contains("s for a fresh code from mfa_process"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(w.mfa_runs(), 2, "a code asked for only once its step came");
     assert_eq!(w.stub.calls("GetSessionToken"), 2);
-    let codes: Vec<_> = w
-        .stub
-        .requests()
-        .into_iter()
-        .map(|r| r.token_code.unwrap())
-        .collect();
-    assert_eq!(codes[0], wrong);
-    assert_ne!(codes[1], wrong);
+    let reqs = w.stub.requests();
+    assert_eq!(reqs[0].token_code.as_deref(), Some(&*wrong));
+    assert_ne!(reqs[1].token_code.as_deref(), Some(&*wrong));
+    // The retried code is from a later step than the rejected one was sent in.
+    let sent = reqs[0].at.duration_since(UNIX_EPOCH).unwrap().as_secs() / 30;
+    assert!(reqs[1].totp_step.is_some_and(|s| s > sent), "{reqs:#?}");
 }
 
 // 3 ─────────────────────────────────────────────────────────────────────────
@@ -374,6 +435,7 @@ fn expired_session_is_minted_again() {
     while std::time::SystemTime::now() < exp + Duration::from_millis(100) {
         thread::sleep(Duration::from_millis(50));
     }
+    w.as_if_a_step_passed();
     let third = w.cp("dev");
     assert_eq!(w.stub.calls("GetSessionToken"), 2);
     assert_eq!(w.mfa_runs(), 2);
@@ -397,6 +459,7 @@ fn role_with_a_revoked_source_session_re_mints_the_source_once() {
     assert_eq!(w.cp("dev"), dev);
     assert_eq!(w.stub.total_calls(), 1);
 
+    w.as_if_a_step_passed();
     let role = w.cp("deploy");
     assert_eq!(w.stub.calls("GetSessionToken"), 2, "source re-minted once");
     assert_eq!(w.stub.calls("AssumeRole"), 2);
@@ -489,6 +552,7 @@ fn thirty_two_concurrent_calls_cost_one_mfa_and_one_sts_call() {
         assert!(queued >= 16, "only {queued} of 32 overlapped the mint");
         w.env.run_ok(["clear"]);
         assert!(!w.meta_path("dev").exists());
+        w.as_if_a_step_passed();
     }
 }
 
@@ -736,6 +800,7 @@ fn corrupted_or_foreign_cache_entries_are_replaced() {
     let mut previous = first;
     for (n, (what, blob)) in cases.into_iter().enumerate() {
         keyutils_overwrite(&w.env, &desc, &blob);
+        w.as_if_a_step_passed();
         let out = w.env.run(["credential-process", "dev"]);
         assert_ok(&out);
         assert_no_panic(&out);
@@ -777,6 +842,7 @@ fn corrupted_session_metadata_is_harmless() {
     // `clear` still drops the session, so the next call mints a new one.
     let out = w.env.run_ok(["clear", "dev"]);
     assert_no_panic(&out);
+    w.as_if_a_step_passed();
     let second = w.cp("dev");
     assert_eq!(w.stub.calls("GetSessionToken"), 2, "clear left the session");
     assert_ne!(second, first);
@@ -790,6 +856,7 @@ fn corrupted_session_metadata_is_harmless() {
     fs::write(w.meta_path("dev"), "garbage\n").unwrap();
     w.env.run_ok(["remove", "dev", "--yes"]);
     w.add_key("dev");
+    w.as_if_a_step_passed();
     let third = w.cp("dev");
     assert_eq!(
         w.stub.calls("GetSessionToken"),
@@ -901,20 +968,17 @@ fn secret_service_keys_and_sessions() {
 #[test]
 fn durations_reach_sts() {
     let Some(w) = World::new() else { return };
-    w.write_config(
-        Some(&w.mfa),
-        &format!(
-            "[profile deploy]\nrole_arn = {ROLE_A}\nsource_profile = dev\nduration_seconds = 900\n"
-        ),
-    );
+    w.add_deploy_role();
     w.env
         .run_ok(["exec", "dev", "--duration", "2h", "--", "true"]);
     assert_eq!(w.stub.last_request().unwrap().duration_seconds, Some(7200));
     // Without a duration: the default hour.
+    w.as_if_a_step_passed();
     w.cp("dev");
     assert_eq!(w.stub.last_request().unwrap().duration_seconds, Some(3600));
     w.env
         .write_awsmfa_config("[profiles.dev]\nsession_ttl = \"90m\"\n");
+    w.as_if_a_step_passed();
     w.cp("dev");
     assert_eq!(w.stub.last_request().unwrap().duration_seconds, Some(5400));
     assert_eq!(w.stub.calls("GetSessionToken"), 3);
@@ -951,6 +1015,8 @@ fn unreachable_sts_falls_back_to_a_cached_session_with_time_left() {
     let first = w.cp("dev");
     let url = w.stub.url();
     let addr = w.stub.addr();
+    // About the network, not about a second code within one step.
+    w.as_if_a_step_passed();
     let World { env, stub, .. } = w;
     drop(stub);
     assert!(
@@ -972,8 +1038,10 @@ fn unreachable_sts_falls_back_to_a_cached_session_with_time_left() {
         out.dump()
     );
     assert!(took < Duration::from_secs(15), "took {took:?}");
-    // Without the cached session there is nothing to fall back on.
+    // Without the cached session there is nothing to fall back on. (The code
+    // that never arrived still counts as sent: it might have.)
     env.run_ok(["clear", "dev"]);
+    env.forget_totp_steps();
     let out = env.run(["credential-process", "dev"]);
     assert_code(&out, 1);
     assert_no_panic(&out);
@@ -999,9 +1067,354 @@ fn shortest_session_ttl_still_costs_one_mfa() {
     assert_eq!(w.stub.requests()[0].duration_seconds, Some(900));
 
     w.env.run_ok(["clear"]);
+    w.as_if_a_step_passed();
     w.stub.delay(Duration::from_millis(200));
     let outs = race(&w, &["dev"; 16]);
     assert!(outs.iter().all(|o| o.status.success()));
     assert_eq!(w.mfa_runs(), 2, "16 concurrent calls, one MFA");
     assert_eq!(w.stub.calls("GetSessionToken"), 2);
+}
+
+// exec --min-remaining ───────────────────────────────────────────────────────
+
+/// `exec … -- printenv AWS_ACCESS_KEY_ID` (run in `dir` when given): the key
+/// id of the session the command got.
+#[track_caller]
+fn exec_key_id(w: &World, dir: Option<&Path>, args: &[&str]) -> String {
+    let mut cmd = w.env.cmd(["exec"]);
+    cmd.args(args).args(["--", "printenv", "AWS_ACCESS_KEY_ID"]);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = w.env.run_cmd(cmd);
+    assert_ok(&out);
+    assert_no_panic(&out);
+    out.stdout_str().trim().to_string()
+}
+
+#[test]
+fn min_remaining_replaces_a_cached_session_with_less_left() {
+    let Some(w) = World::new() else { return };
+    // 30 minutes left: enough for refresh_before (15m), not for 45m.
+    w.stub.session_lifetime(Some(Duration::from_secs(1800)));
+    let first = exec_key_id(&w, None, &["dev"]);
+    assert_eq!(exec_key_id(&w, None, &["dev"]), first, "reused without it");
+    assert_eq!(w.stub.calls("GetSessionToken"), 1);
+
+    w.stub.session_lifetime(None);
+    w.as_if_a_step_passed();
+    let second = exec_key_id(&w, None, &["dev", "--min-remaining", "45m"]);
+    assert_ne!(second, first, "started with 30 minutes left");
+    assert_eq!(second, w.stub.last_issued().unwrap().access_key_id);
+    assert_eq!(w.stub.calls("GetSessionToken"), 2);
+    assert_eq!(w.mfa_runs(), 2, "one MFA code for the new session");
+    // The new session has an hour: 45 minutes are left, nothing is minted.
+    assert_eq!(
+        exec_key_id(&w, None, &["dev", "--min-remaining", "45m"]),
+        second
+    );
+    assert_eq!(w.stub.calls("GetSessionToken"), 2);
+    assert_eq!(w.mfa_runs(), 2);
+    // credential-process hands out the cached session: SDKs refresh themselves.
+    assert!(w.cp("dev").contains(&second));
+}
+
+#[test]
+fn min_remaining_longer_than_any_session_stops_before_mfa() {
+    let Some(w) = World::new() else { return };
+    w.add_deploy_role();
+    let config = w
+        .env
+        .write_awsmfa_config("[roots.proj]\nprofile = \"dev\"\nmin_remaining = \"2h\"\n");
+    let proj = w.env.home.join("src/proj");
+    fs::create_dir_all(&proj).unwrap();
+    let cases: Vec<(Vec<&str>, Option<&Path>, String)> = vec![
+        (
+            vec!["dev", "--min-remaining", "2h"],
+            None,
+            "--min-remaining 2h is longer than a session of dev can be (session_ttl 1h); \
+             lower it or raise session_ttl"
+                .into(),
+        ),
+        (
+            vec!["dev", "--duration", "30m", "--min-remaining", "45m"],
+            None,
+            "--min-remaining 45m is longer than a session of dev can be (--duration 30m); \
+             lower it or raise --duration"
+                .into(),
+        ),
+        (
+            vec!["deploy", "--min-remaining", "20m"],
+            None,
+            "--min-remaining 20m is longer than a session of deploy can be (duration_seconds 15m); \
+             lower it or raise duration_seconds (at most 1h"
+                .into(),
+        ),
+        (
+            vec![],
+            Some(&proj),
+            format!(
+                "min_remaining = \"2h\" ({}:3) is longer than a session of dev can be (session_ttl 1h)",
+                config.display()
+            ),
+        ),
+    ];
+    for (args, dir, message) in cases {
+        let mut cmd = w.env.cmd(["exec"]);
+        cmd.args(&args).args(["--", "true"]);
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        let out = w.env.run_cmd(cmd);
+        assert_code(&out, 1);
+        assert_no_panic(&out);
+        assert!(
+            out.stderr_str().contains(&message),
+            "{args:?}\n{}",
+            out.dump()
+        );
+    }
+    assert_eq!(w.mfa_runs(), 0, "an MFA code was asked for");
+    assert_eq!(w.stub.total_calls(), 0);
+}
+
+#[test]
+fn min_remaining_from_config_per_root_and_profile() {
+    let Some(w) = World::new() else { return };
+    let proj = w.env.home.join("src/proj");
+    fs::create_dir_all(&proj).unwrap();
+    w.stub.session_lifetime(Some(Duration::from_secs(1800)));
+    let mut key_id = exec_key_id(&w, None, &["dev"]);
+    let mut mints = 1;
+    // (config.toml, flag, whether a session with 30 minutes left is replaced)
+    let cases = [
+        ("[profiles.dev]\nmin_remaining = \"45m\"\n", None, true),
+        (
+            "[roots.proj]\nprofile = \"dev\"\nmin_remaining = \"45m\"\n",
+            None,
+            true,
+        ),
+        // The root's beats the profile's; the flag beats both.
+        (
+            "[roots.proj]\nprofile = \"dev\"\nmin_remaining = \"10m\"\n\
+             [profiles.dev]\nmin_remaining = \"45m\"\n",
+            None,
+            false,
+        ),
+        (
+            "[roots.proj]\nprofile = \"dev\"\nmin_remaining = \"45m\"\n",
+            Some("10m"),
+            false,
+        ),
+    ];
+    for (toml, flag, replaced) in cases {
+        w.env.write_awsmfa_config(toml);
+        w.as_if_a_step_passed();
+        let mut args = vec!["dev"];
+        if let Some(d) = flag {
+            args.extend(["--min-remaining", d]);
+        }
+        let got = exec_key_id(&w, Some(&proj), &args);
+        if replaced {
+            mints += 1;
+            assert_ne!(got, key_id, "{toml}");
+        } else {
+            assert_eq!(got, key_id, "{toml} {flag:?}");
+        }
+        assert_eq!(w.stub.calls("GetSessionToken"), mints, "{toml}");
+        key_id = got;
+    }
+
+    // A value that is not a duration names its file and line, or the flag.
+    let config = w.env.awsmfa_config_path().display().to_string();
+    for (toml, args, says) in [
+        (
+            "wrap = [\"tofu\"]\n[profiles.dev]\nmin_remaining = \"soon\"\n",
+            &["dev"][..],
+            format!("{config}:3: min_remaining: `soon` is not a duration"),
+        ),
+        (
+            "[roots.proj]\nprofile = \"dev\"\n\nmin_remaining = \"soon\"\n",
+            &[][..],
+            format!("{config}:4: min_remaining: `soon` is not a duration"),
+        ),
+        (
+            "",
+            &["dev", "--min-remaining", "soon"][..],
+            "--min-remaining: `soon` is not a duration".to_string(),
+        ),
+    ] {
+        w.env.write_awsmfa_config(toml);
+        let mut cmd = w.env.cmd(["exec"]);
+        cmd.args(args).args(["--", "true"]).current_dir(&proj);
+        let out = w.env.run_cmd(cmd);
+        assert_code(&out, 1);
+        assert!(out.stderr_str().contains(&says), "{toml}\n{}", out.dump());
+    }
+    assert_eq!(w.stub.calls("GetSessionToken"), mints);
+}
+
+// One code per 30 s step on one device ─────────────────────────────────────
+// Each test here waits up to one step.
+
+/// A wait of one step, plus the mint and a loaded machine.
+const STEP_T: Duration = Duration::from_secs(60);
+
+impl World {
+    /// Besides `dev`, on its MFA device: `ops`, whose naive `mfa_process`
+    /// prints the current code too (as ykman, 1Password or OpenBao would), and
+    /// `typed`, whose code is typed at /dev/tty.
+    fn on_one_device() -> Option<World> {
+        let mut w = World::new()?;
+        w.env.set_timeout(STEP_T);
+        w.write_config(
+            Some(&w.mfa),
+            &format!(
+                "[profile ops]\nregion = us-east-1\nmfa_serial = {SERIAL}\nmfa_process = {}\n\n\
+                 [profile typed]\nregion = us-east-1\nmfa_serial = {SERIAL}\n",
+                w.mfa.display()
+            ),
+        );
+        w.add_key("ops");
+        w.add_key("typed");
+        Some(w)
+    }
+
+    /// The steps of the codes STS accepted, in order; asserts that it refused
+    /// none and saw no code twice.
+    #[track_caller]
+    fn accepted_steps(&self) -> Vec<u64> {
+        let reqs = self.stub.requests();
+        assert!(
+            reqs.iter().all(|r| r.error.is_none()),
+            "STS refused a code: {reqs:#?}"
+        );
+        let mut codes: Vec<_> = reqs.iter().filter_map(|r| r.token_code.clone()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), reqs.len(), "a code reached STS twice");
+        let steps: Vec<u64> = reqs
+            .iter()
+            .map(|r| r.totp_step.expect("a valid code"))
+            .collect();
+        let mut distinct = steps.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            steps.len(),
+            "two codes of one step: {steps:?}"
+        );
+        steps
+    }
+
+    /// What awsmfa keeps about the device: a step number, never a code.
+    #[track_caller]
+    fn recorded_step(&self) -> u64 {
+        let file = self
+            .env
+            .state_home
+            .join("awsmfa/totp/arn%3Aaws%3Aiam%3A%3A123456789012%3Amfa%2Fdev");
+        let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for r in self.stub.requests() {
+            assert!(!text.contains(&r.token_code.unwrap()), "a code on disk");
+        }
+        text.trim().parse().unwrap_or_else(|_| panic!("{text:?}"))
+    }
+}
+
+const WAITED: &str = " s for a fresh code from mfa_process";
+
+#[test]
+fn back_to_back_mints_on_one_device_wait_for_the_next_step() {
+    let Some(w) = World::on_one_device() else {
+        return;
+    };
+    // Both mints within one step, so the second cannot simply be later.
+    room_in_step(Duration::from_secs(8));
+    let dev = w.env.run(["credential-process", "dev"]);
+    let ops = w.env.run(["credential-process", "ops"]);
+    assert_ok(&dev);
+    assert_ok(&ops);
+    assert!(!dev.stderr_str().contains("waiting"), "{}", dev.dump());
+    assert!(
+        ops.stderr_str().contains("awsmfa: waiting ") && ops.stderr_str().contains(WAITED),
+        "{}",
+        ops.dump()
+    );
+    let issued = w.stub.issued();
+    assert_eq!(dev.stdout_str(), expected_json(&issued[0]));
+    assert_eq!(ops.stdout_str(), expected_json(&issued[1]));
+    let steps = w.accepted_steps();
+    assert_eq!(steps[1], steps[0] + 1, "{steps:?}");
+    // The code was asked for once its step had come, not fetched and dropped.
+    assert_eq!(w.mfa_runs(), 2);
+    assert_eq!(w.recorded_step(), steps[1]);
+}
+
+#[test]
+fn two_processes_at_once_on_one_device_use_two_steps() {
+    let Some(w) = World::on_one_device() else {
+        return;
+    };
+    room_in_step(Duration::from_secs(8));
+    let outs = race(&w, &["dev", "ops"]);
+    for out in &outs {
+        assert_ok(out);
+        assert_no_panic(out);
+    }
+    // Whichever took the device first sent its code; the other waited.
+    let waited = outs
+        .iter()
+        .filter(|o| o.stderr_str().contains(WAITED))
+        .count();
+    assert_eq!(waited, 1, "{outs:#?}");
+    let steps = w.accepted_steps();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(w.mfa_runs(), 2);
+    assert_eq!(w.recorded_step(), steps[0].max(steps[1]));
+}
+
+#[test]
+fn a_typed_code_from_a_used_step_is_refused_before_sts() {
+    let Some(w) = World::on_one_device() else {
+        return;
+    };
+    room_in_step(Duration::from_secs(10));
+    w.cp("dev");
+    let mut pty = Pty::spawn(
+        w.env.cmd(["credential-process", "typed"]),
+        PtyOpts::tty_only(),
+    );
+    let prompt = format!("MFA code for {SERIAL} (typed): ");
+    pty.expect_ok(&prompt, STEP_T);
+    // What the authenticator shows now: the code dev was just minted with.
+    pty.send_line(&totp_now(SEED));
+    let said = pty.expect_ok(" s and type the next code", STEP_T);
+    assert!(
+        said.contains(&format!(
+            "a code from this 30 s step was already sent to STS for {SERIAL}; wait "
+        )),
+        "{said:?}"
+    );
+    pty.expect_ok(&prompt, STEP_T);
+    assert_eq!(
+        w.stub.calls("GetSessionToken"),
+        1,
+        "the typed code reached STS"
+    );
+    // It counted as a try: two more bad answers end the run.
+    for _ in 0..2 {
+        pty.send_line("12ab56");
+        pty.expect_ok("6 digits", STEP_T);
+    }
+    assert_eq!(pty.wait_code(STEP_T), 1, "{}", pty.output());
+    assert!(
+        pty.stderr()
+            .contains("no usable 6-digit code after 3 tries"),
+        "{}",
+        pty.stderr()
+    );
+    assert_eq!(w.stub.calls("GetSessionToken"), 1);
+    w.accepted_steps();
 }

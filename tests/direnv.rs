@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-const SERIAL: &str = "arn:aws:iam::123456789012:mfa/jacob";
 const KEY_PROXMOX: &str = "AKIADIRENVTESTPROX01";
 const SECRET_PROXMOX: &str = "direnvsecretproxmox/0123456789abcdefGHIJKLM";
 const KEY_RUNS_ON: &str = "AKIADIRENVTESTRUNS01";
@@ -50,7 +49,8 @@ impl World {
         let stub = StsStub::start();
         stub.add_user(KEY_PROXMOX, SECRET_PROXMOX)
             .add_user(KEY_RUNS_ON, SECRET_RUNS_ON)
-            .add_mfa(SERIAL, SEED);
+            .add_mfa(&mfa_device("tf-proxmox"), SEED)
+            .add_mfa(&mfa_device("tf-runs-on"), SEED);
         let mut env = Env::new();
         // The default ~/.aws/config: the loaded environment has no AWS_* at all.
         env.unset("AWS_CONFIG_FILE")
@@ -63,9 +63,10 @@ impl World {
             .prepend_path(standins());
         let profile = |name: &str| {
             format!(
-                "[profile {name}]\nregion = eu-central-1\nmfa_serial = {SERIAL}\n\
+                "[profile {name}]\nregion = eu-central-1\nmfa_serial = {}\n\
                  mfa_process = oathtool --totp -b {SEED}\nsession_ttl = 45m\n\
                  endpoint_url = {}\n\n",
+                mfa_device(name),
                 stub.url()
             )
         };

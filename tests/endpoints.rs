@@ -173,7 +173,8 @@ fn http_to_loopback_works_and_is_named_only_when_minting() {
     .iter()
     .enumerate()
     {
-        // Another URL is another fingerprint: each mints once.
+        // Another URL is another fingerprint: each mints once (on one device).
+        as_if_a_step_passed(&w.env, &w.stub);
         w.env.set("AWS_ENDPOINT_URL_STS", url);
         let out = w.env.run(["credential-process", "dev"]);
         assert_no_panic(&out);

@@ -610,14 +610,36 @@ fn openbao_aws_source_vends_sts_credentials_without_mfa() {
     assert_eq!(again.stdout_str(), out.stdout_str());
     assert_eq!(engine.sts_requests().len(), 1, "served from the cache");
 
+    // --min-remaining: the lease is known only once fetched, so a minimum
+    // longer than it is reported after the fetch, and nothing runs.
+    let marker = env.root.join("ran");
+    let touch = ["--", "touch", marker.to_str().unwrap()];
+    let out = env.run([&["exec", "deploy", "--min-remaining", "20m"][..], &touch].concat());
+    assert_code(&out, 1);
+    assert_contains(
+        &out.stderr_str(),
+        &["--min-remaining 20m is longer than the session OpenBao leased for deploy (15m)"],
+    );
+    assert!(!marker.exists(), "the command ran");
+    assert_eq!(
+        engine.sts_requests().len(),
+        2,
+        "the cached lease was too short"
+    );
+    // The new lease meets a shorter minimum, from the cache.
+    let out = env.run([&["exec", "deploy", "--min-remaining", "10m"][..], &touch].concat());
+    assert_ok(&out);
+    assert!(marker.exists());
+    assert_eq!(engine.sts_requests().len(), 2);
+
     // A token OpenBao refuses: its words, and nothing to run.
     env.run_ok(["clear", "deploy"]);
     env.set("BAO_TOKEN", "tok-wrong");
     let out = env.run(print);
     assert_code(&out, 1);
     assert_contains(&out.stderr_str(), &["aws/sts/deploy", "permission denied"]);
-    assert_eq!(engine.sts_requests().len(), 2);
-    assert_eq!(engine.issued().len(), 1);
+    assert_eq!(engine.sts_requests().len(), 3);
+    assert_eq!(engine.issued().len(), 2);
     assert_eq!(sts.total_calls(), 0);
 }
 
@@ -736,6 +758,7 @@ fn no_openbao_secret_reaches_a_file_an_argv_or_the_output() {
 
     // The same with a token in BAO_TOKEN.
     w.env.run_ok(["clear", "dev"]);
+    as_if_a_step_passed(&w.env, &w.stub);
     let token = w
         .bao
         .create_token(&[ROLE], Some(&format!("tok-{}", random_hex(16))));

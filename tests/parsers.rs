@@ -132,6 +132,8 @@ proptest! {
         match parse_root_file(&text, path) {
             Ok(root) => {
                 prop_assert!(is_profile_name(&root.profile), "{:?}", root.profile);
+                // Only the user's own config.toml decides how sessions are served.
+                prop_assert!(root.server.is_none() && root.min_remaining.is_none());
             }
             Err(e) => {
                 let msg = format!("{e:#}");

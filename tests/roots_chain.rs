@@ -121,7 +121,10 @@ impl World {
             require("oathtool (Debian package oathtool)", which("oathtool"))?;
         }
         let stub = StsStub::start();
-        stub.add_user(KEY, SECRET).add_mfa(SERIAL, SEED);
+        stub.add_user(KEY, SECRET);
+        for p in PROFILES {
+            stub.add_mfa(&mfa_device(p), SEED);
+        }
         let mut env = Env::new();
         env.set_sts_endpoint(&stub.url());
         let mfa = env.counting_mfa(SEED);
@@ -135,7 +138,8 @@ impl World {
             .iter()
             .map(|p| {
                 format!(
-                    "[profile {p}]\n{region}mfa_serial = {SERIAL}\nmfa_process = {}\n\n",
+                    "[profile {p}]\n{region}mfa_serial = {}\nmfa_process = {}\n\n",
+                    mfa_device(p),
                     mfa.script.display()
                 )
             })
@@ -1292,6 +1296,8 @@ fn without_a_session_store_the_chain_mints_once() {
     ] {
         let dir = w.dir(dir);
         for run in 1..=2 {
+            // Without a cache each run mints on the profile's device.
+            as_if_a_step_passed(&w.env, &w.stub);
             let before = w.stub.calls("GetSessionToken");
             let mfa_before = w.mfa_runs();
             let (child, out) = w.exec_env(&dir, &["exec", "--", "env"]);

@@ -263,6 +263,7 @@ fn a_full_run_leaves_no_secret_on_disk_or_in_messages() {
     record("doctor", env.run(["-v", "doctor"]), false);
     record("clear dev", env.run(["-v", "clear", "dev"]), false);
     // A second mint after the clear: more issued secrets to look for.
+    as_if_a_step_passed(env, &w.stub);
     record(
         "exec dev again",
         env.run(["-v", "exec", "dev", "--", "true"]),
@@ -594,9 +595,10 @@ fn error_messages_never_print_secrets() {
         secret: Key::new().secret, // the stub knows another secret for this id
     };
     let mfa_leak = format!("PRINTED/{}", random_hex(12));
+    let (ghost, leaky) = (mfa_device("ghost"), mfa_device("leaky"));
     env.write_aws_config(&config(&format!(
-        "\n[profile ghost]\nregion = us-east-1\nmfa_serial = {DEV_SERIAL}\nmfa_process = oathtool --totp -b {SEED}\n\
-         \n[profile leaky]\nregion = us-east-1\nmfa_serial = {DEV_SERIAL}\nmfa_process = printf '%s\\n' {mfa_leak}\n\
+        "\n[profile ghost]\nregion = us-east-1\nmfa_serial = {ghost}\nmfa_process = oathtool --totp -b {SEED}\n\
+         \n[profile leaky]\nregion = us-east-1\nmfa_serial = {leaky}\nmfa_process = printf '%s\\n' {mfa_leak}\n\
          \n[profile denied]\nregion = us-east-1\nrole_arn = arn:aws:iam::123456789012:role/not-allowed\nsource_profile = dev\n"
     )));
     assert_ok(&add(env, "dev", &w.dev.id, &w.dev.secret));
@@ -650,7 +652,9 @@ fn error_messages_never_print_secrets() {
         1,
         "only dev's session was ever issued"
     );
-    // STS unreachable.
+    // STS unreachable (another endpoint, another session to mint for dev: at
+    // once, not after waiting out the step of dev's first code).
+    env.forget_totp_steps();
     let mut cmd = env.cmd(["-v", "credential-process", "dev"]);
     cmd.env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9");
     let out = env.run_cmd(cmd);

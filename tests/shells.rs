@@ -20,7 +20,6 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use support::*;
 
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-const SERIAL: &str = "arn:aws:iam::123456789012:mfa/jacob";
 const KEY_PROXMOX: &str = "AKIASHELLTESTPROX001";
 const SECRET_PROXMOX: &str = "shellsecretproxmox/0123456789abcdefGHIJKLMN";
 const KEY_RUNS_ON: &str = "AKIASHELLTESTRUNS001";
@@ -109,7 +108,8 @@ impl World {
         let stub = StsStub::start();
         stub.add_user(KEY_PROXMOX, SECRET_PROXMOX)
             .add_user(KEY_RUNS_ON, SECRET_RUNS_ON)
-            .add_mfa(SERIAL, SEED);
+            .add_mfa(&mfa_device("tf-proxmox"), SEED)
+            .add_mfa(&mfa_device("tf-runs-on"), SEED);
         let mut env = Env::new();
         // ~/.aws/config is the default path anyway: the shells get no AWS_* at all.
         env.unset("AWS_CONFIG_FILE")
@@ -146,9 +146,10 @@ impl World {
     fn write_profiles(&self, proxmox_ttl: &str, runs_on_ttl: &str) {
         let profile = |name: &str, ttl: &str| {
             format!(
-                "[profile {name}]\nregion = eu-central-1\nmfa_serial = {SERIAL}\n\
+                "[profile {name}]\nregion = eu-central-1\nmfa_serial = {}\n\
                  mfa_process = oathtool --totp -b {SEED}\nsession_ttl = {ttl}\n\
                  endpoint_url = {}\n\n",
+                mfa_device(name),
                 self.stub.url()
             )
         };
@@ -945,6 +946,8 @@ fn prompt_segment(kind: Kind) {
 
     // `awsmfa clear`: no session again.
     sh.run("awsmfa clear");
+    // The mint below is the second on this device within seconds.
+    as_if_a_step_passed(&w.env, &w.stub);
     assert_eq!(sh.segment(), "tf-proxmox ·");
     assert_eq!(sh.capture("awsmfa prompt"), "tf-proxmox ·\n");
 

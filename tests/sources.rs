@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use support::*;
 
@@ -492,6 +492,7 @@ fn op_gives_the_one_time_password_with_a_service_account() {
     // what would make it work.
     w.env.unset("OP_SERVICE_ACCOUNT_TOKEN");
     w.env.run_ok(["clear", "dev"]);
+    as_if_a_step_passed(&w.env, &w.stub);
     let out = w.exec();
     assert_code(&out, 1);
     let err = out.stderr_str();
@@ -676,6 +677,7 @@ fn op_keys_another_item_retires_the_cached_session() {
     assert_eq!(w.runs("op").len(), 1, "a cached session needs no key");
 
     w.profile(&profile("AWS jacob 2"));
+    as_if_a_step_passed(&w.env, &w.stub);
     w.assert_minted(&w.exec());
     let reqs = w.stub.requests();
     assert_eq!(reqs.len(), 2, "another item, another session: {reqs:#?}");
@@ -790,11 +792,22 @@ fn a_rejected_ykman_code_is_not_passed_to_the_next_source() {
     ));
     // A YubiKey whose account holds another seed: codes STS rejects.
     w.env.set("STANDIN_YKMAN_MODE", "wrong");
+    // Each try after the first waits for the next 30 s step: ykman would give
+    // the rejected code again within one.
+    w.env.set_timeout(Duration::from_secs(100));
 
     let out = w.exec();
     assert_code(&out, 1);
     assert!(
         out.stderr_str().contains("rejected the MFA code"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        out.stderr_str()
+            .matches("s for a fresh code from ykman")
+            .count(),
+        2,
         "{}",
         out.dump()
     );
@@ -807,6 +820,11 @@ fn a_rejected_ykman_code_is_not_passed_to_the_next_source() {
         assert_eq!(req.token_code, run.stdout, "STS saw ykman's code");
         assert!(req.error.is_some(), "{req:#?}");
     }
+    let steps: Vec<u64> = reqs
+        .iter()
+        .map(|r| r.at.duration_since(UNIX_EPOCH).unwrap().as_secs() / 30)
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
     assert_eq!(count_lines(&counter), 0, "the process never ran");
 }
 

@@ -191,23 +191,32 @@ fn get_session_token_errors_like_sts() {
 }
 
 #[test]
-fn reused_codes_rejected_when_asked() {
+fn reused_codes_rejected_as_real_sts_does() {
     let stub = stub();
     let code = totp_now(SEED);
     assert_eq!(get_session_token(&stub, &code).status, 200);
-    assert_eq!(
-        get_session_token(&stub, &code).status,
-        200,
-        "reuse allowed by default"
-    );
-    stub.reject_reused_codes(true);
     let r = get_session_token(&stub, &code);
     assert_eq!(
         (r.status, r.xml("Code").unwrap().as_str()),
-        (403, "AccessDenied")
+        (403, "AccessDenied"),
+        "a code accepted once is refused"
     );
     // The next step's code is still accepted (±1 step window).
     assert_eq!(get_session_token(&stub, &totp_at(SEED, 1)).status, 200);
+    // Each valid code is recorded with its step; the refused reuse too.
+    let steps: Vec<_> = stub.requests().iter().map(|r| r.totp_step).collect();
+    let now = unix_now() / 30;
+    assert!(
+        steps[0] == steps[1] && steps[0].is_some_and(|s| s + 1 >= now && s <= now),
+        "{steps:?}"
+    );
+    assert!(steps[2] > steps[0], "{steps:?}");
+    stub.reject_reused_codes(false);
+    assert_eq!(
+        get_session_token(&stub, &code).status,
+        200,
+        "reuse allowed when asked"
+    );
 }
 
 #[test]
@@ -377,7 +386,9 @@ fn throttling_and_counting() {
 #[test]
 fn concurrent_clients_are_served_in_parallel() {
     let stub = stub();
-    stub.delay(Duration::from_millis(400));
+    // Six clients, one code: this is about serving them at once, not MFA.
+    stub.reject_reused_codes(false)
+        .delay(Duration::from_millis(400));
     let start = Instant::now();
     let url = stub.url();
     let handles: Vec<_> = (0..6)

@@ -17,7 +17,6 @@ use serde_json::Value;
 use support::*;
 
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-const SERIAL: &str = "arn:aws:iam::123456789012:mfa/dev";
 const KEY: &str = "AKIATRUSTTESTKEY0001";
 const SECRET: &str = "trustlonglivedsecret/0123456789abcdefGHIJ";
 /// A uid that is not ours (nor root's): `nobody`.
@@ -36,13 +35,16 @@ impl World {
         }
         require("oathtool (Debian package oathtool)", which("oathtool"))?;
         let stub = StsStub::start();
-        stub.add_user(KEY, SECRET).add_mfa(SERIAL, SEED);
+        stub.add_user(KEY, SECRET)
+            .add_mfa(&mfa_device("dev"), SEED)
+            .add_mfa(&mfa_device("prod"), SEED);
         let mut env = Env::new();
         env.set_sts_endpoint(&stub.url());
         let mfa = env.counting_mfa(SEED);
         let profile = |name: &str| {
             format!(
-                "[profile {name}]\nregion = us-east-1\nmfa_serial = {SERIAL}\nmfa_process = {}\n\n",
+                "[profile {name}]\nregion = us-east-1\nmfa_serial = {}\nmfa_process = {}\n\n",
+                mfa_device(name),
                 mfa.script.display()
             )
         };
@@ -531,7 +533,8 @@ fn helper_tools_inherit_no_secret() {
         ),
     );
     w.env.write_aws_config(&format!(
-        "[profile dev]\nregion = us-east-1\nmfa_serial = {SERIAL}\nmfa_process = {}\n",
+        "[profile dev]\nregion = us-east-1\nmfa_serial = {}\nmfa_process = {}\n",
+        mfa_device("dev"),
         helper.display()
     ));
     let withheld = [

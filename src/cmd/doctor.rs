@@ -148,6 +148,7 @@ pub fn doctor() -> anyhow::Result<()> {
                     serial,
                     ykman_device: ykman_device.as_deref(),
                     openbao: &bao,
+                    last_step: None,
                 };
                 for (i, source) in mfa.iter().enumerate() {
                     r.fallback = i + 1 < mfa.len();

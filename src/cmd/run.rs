@@ -128,8 +128,18 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
         .duration
         .map(|d| time::parse_duration(d).context("--duration"))
         .transpose()?;
+    // The flag, then the root's, then the profile's.
+    let min_remaining = match args.min_remaining {
+        Some(text) => Some(session::MinRemaining {
+            at_least: time::parse_duration(text).context("--min-remaining")?,
+            from: format!("--min-remaining {text}"),
+        }),
+        None => root
+            .and_then(|f| f.root.min_remaining.clone())
+            .or_else(|| cfg.settings.profile(&profile)?.min_remaining.clone()),
+    };
     let plan = Plan::resolve(&cfg, &profile, duration)?;
-    let creds = session::get(&plan, cfg.settings.refresh_before)?;
+    let creds = session::get_for(&plan, cfg.settings.refresh_before, min_remaining.as_ref())?;
 
     let (Some(secrets), Some(manager)) = (secrets, manager) else {
         let mut cmd = exec::command(args.argv);

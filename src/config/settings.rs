@@ -37,7 +37,7 @@ pub struct Root {
     /// `server = true`: wrapped commands run under `exec --server`.
     pub server: Option<bool>,
     /// Never start a wrapped command with less session than this left.
-    pub min_remaining: Option<Duration>,
+    pub min_remaining: Option<MinRemaining>,
     /// Where it was written, for messages.
     pub file: PathBuf,
     pub line: usize,
@@ -88,8 +88,30 @@ pub struct ProfileSettings {
     pub source: Option<String>,
     /// `exec` serves this profile's session from a loopback endpoint (`--server`).
     pub server: Option<bool>,
-    /// `exec --min-remaining`, e.g. "45m".
-    pub min_remaining: Option<String>,
+    /// As written (`min_remaining = "45m"`), for its line in messages.
+    #[serde(rename = "min_remaining")]
+    min_remaining_text: Option<Spanned<String>>,
+    /// `exec --min-remaining` for this profile; checked when the file is read.
+    #[serde(skip)]
+    pub min_remaining: Option<MinRemaining>,
+}
+
+/// `exec --min-remaining D`, or `min_remaining` of a root or profile: the
+/// command never starts with less session than this left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinRemaining {
+    pub at_least: Duration,
+    /// How it was set, for messages: `--min-remaining 2h`, or the line of a file.
+    pub from: String,
+}
+
+fn min_remaining(text: &Spanned<String>, at: String) -> anyhow::Result<MinRemaining> {
+    let at_least = crate::time::parse_duration(text.get_ref())
+        .with_context(|| format!("{at}: min_remaining"))?;
+    Ok(MinRemaining {
+        at_least,
+        from: format!("min_remaining = {:?} ({at})", text.get_ref()),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,8 +246,11 @@ impl Settings {
                 .roots
                 .insert(key, resolve_root(root, text, &path, line)?);
         }
-        for (name, profile) in raw.profiles {
+        for (name, mut profile) in raw.profiles {
             check_profile_name(name.get_ref(), &at(name.span().start))?;
+            if let Some(text) = &profile.min_remaining_text {
+                profile.min_remaining = Some(min_remaining(text, at(text.span().start))?);
+            }
             settings.profiles.insert(name.into_inner(), profile);
         }
         settings.openbao = raw.openbao;
@@ -312,10 +337,7 @@ fn resolve_root(raw: RawRoot, text: &str, path: &Path, line: usize) -> anyhow::R
     };
     let min_remaining = raw
         .min_remaining
-        .map(|d| {
-            crate::time::parse_duration(d.get_ref())
-                .with_context(|| format!("{}: min_remaining", at(d.span().start)))
-        })
+        .map(|text| min_remaining(&text, at(text.span().start)))
         .transpose()?;
     Ok(Root {
         profile: raw.profile.into_inner(),
@@ -426,6 +448,20 @@ keys = "keyring"
         );
         let e = parse("[roots.x]\nprofile = 3\n").unwrap_err();
         assert!(e.to_string().starts_with("/c/config.toml:2:"), "{e}");
+        let e = parse("[profiles.a]\nkeys = \"keyring\"\nmin_remaining = \"soon\"\n").unwrap_err();
+        assert_eq!(e.to_string(), "/c/config.toml:3: min_remaining");
+    }
+
+    #[test]
+    fn min_remaining_says_where_it_was_set() {
+        let s = parse("[roots.x]\nprofile = \"a\"\nmin_remaining = \"1h\"\n[profiles.a]\nmin_remaining = \"45m\"\n")
+            .unwrap();
+        let root = s.roots["x"].min_remaining.clone().unwrap();
+        assert_eq!(root.at_least, Duration::from_secs(3600));
+        assert_eq!(root.from, "min_remaining = \"1h\" (/c/config.toml:3)");
+        let profile = s.profiles["a"].min_remaining.clone().unwrap();
+        assert_eq!(profile.at_least, Duration::from_secs(45 * 60));
+        assert_eq!(profile.from, "min_remaining = \"45m\" (/c/config.toml:5)");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod onepassword;
 mod openbao;
 mod process;
+mod step;
 mod terminal;
 mod ykman;
 
@@ -17,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::health::Health;
 use crate::log;
+pub use step::Device;
 
 /// One place an MFA code can come from.
 pub trait MfaSource: fmt::Debug + Send + Sync {
@@ -31,6 +33,13 @@ pub trait MfaSource: fmt::Debug + Send + Sync {
     /// Whether codes come from OpenBao, whose address is then checked before
     /// anything is fetched.
     fn uses_openbao(&self) -> bool {
+        false
+    }
+
+    /// Whether a person types the code. A typed code from a step already used
+    /// is refused at the prompt (the person waits); for any other source awsmfa
+    /// waits for the next step before asking.
+    fn typed(&self) -> bool {
         false
     }
 
@@ -95,19 +104,24 @@ pub struct Request<'a> {
     /// `ykman --device SERIAL`, when several keys are plugged in.
     pub ykman_device: Option<&'a str>,
     pub openbao: &'a crate::openbao::Lazy,
+    /// The last TOTP step whose code for this device went to STS (see [`Device`]).
+    pub last_step: Option<u64>,
 }
 
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// A code, and the TOTP step it was had in.
+pub struct Code {
+    pub secret: SecretString,
+    pub step: u64,
+}
+
 /// The first code any source gives. A source that cannot give one (tool not
 /// installed, no key plugged in, no terminal) passes to the next.
-pub fn code(sources: &[Source], req: &Request, attempt: u32) -> anyhow::Result<SecretString> {
+pub fn code(sources: &[Source], req: &Request, attempt: u32) -> anyhow::Result<Code> {
     let mut errors = Vec::new();
     for source in sources {
-        match source
-            .code(req, attempt)
-            .and_then(|code| check(code, source.as_ref()))
-        {
+        match fresh_code(source.as_ref(), req, attempt) {
             Ok(code) => {
                 if sources.len() > 1 {
                     log::info(format_args!(
@@ -135,6 +149,33 @@ pub fn code(sources: &[Source], req: &Request, attempt: u32) -> anyhow::Result<S
         req.serial,
         errors.join("\n  ")
     ))
+}
+
+/// A code from `source` in a step whose code was not sent yet. Asking while the
+/// step is used would cost a touch or an unlock for a code STS refuses: other
+/// sources wait for the next step first (the prompt refuses such a code itself).
+/// Checked again on the answer, by the step it came back in: a source that
+/// answered across a step boundary, or a clock set back, is waited out once more.
+fn fresh_code(source: &dyn MfaSource, req: &Request, attempt: u32) -> anyhow::Result<Code> {
+    if !source.typed() {
+        step::wait_out(req.last_step, &source.blame());
+    }
+    for _ in 0..2 {
+        let code = check(source.code(req, attempt)?, source)?;
+        let now = step::now();
+        if req.last_step.is_none_or(|last| now > last) {
+            return Ok(Code {
+                secret: code,
+                step: now,
+            });
+        }
+        step::wait_out(req.last_step, &source.blame());
+    }
+    bail!(
+        "{} gave only codes from a 30 s step already used for {}; check the system clock",
+        source.blame(),
+        req.serial
+    )
 }
 
 fn check(code: SecretString, source: &dyn MfaSource) -> anyhow::Result<SecretString> {

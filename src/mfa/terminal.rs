@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{MAX_ATTEMPTS, MfaSource, Request, Source};
+use super::{MAX_ATTEMPTS, MfaSource, Request, Source, step};
 use crate::health::Health;
 use crate::tty::Tty;
 
@@ -19,6 +19,10 @@ pub(super) fn parse(rest: Option<&str>) -> anyhow::Result<Option<Source>> {
 impl MfaSource for Terminal {
     fn describe(&self) -> String {
         "prompt".into()
+    }
+
+    fn typed(&self) -> bool {
+        true
     }
 
     fn code(&self, req: &Request, attempt: u32) -> anyhow::Result<SecretString> {
@@ -41,12 +45,24 @@ impl MfaSource for Terminal {
                 .ask(&prompt, true)
                 .context("cannot read from the terminal")?;
             let code = answer.expose_secret().trim();
-            if super::is_code(code) {
-                return Ok(SecretString::from(code.to_string()));
+            if !super::is_code(code) {
+                tty.say("awsmfa: an MFA code is 6 digits\n")?;
+                continue;
             }
-            tty.say("awsmfa: an MFA code is 6 digits\n")?;
+            // The device shows the same code until the step ends, and STS
+            // would refuse it: a try spent here costs no STS call.
+            if let Some(left) = step::left_in_used_step(req.last_step) {
+                tty.say(&format!(
+                    "awsmfa: a code from this 30 s step was already sent to STS for {}; \
+                     wait {} s and type the next code\n",
+                    req.serial,
+                    step::secs(left)
+                ))?;
+                continue;
+            }
+            return Ok(SecretString::from(code.to_string()));
         }
-        bail!("no valid 6-digit code after {MAX_ATTEMPTS} tries")
+        bail!("no usable 6-digit code after {MAX_ATTEMPTS} tries")
     }
 
     fn health(&self, _req: &Request) -> Health {

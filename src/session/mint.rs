@@ -33,20 +33,35 @@ pub(super) fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Cred
             }
             preflight(plan)?;
             let key = key_source.load(&plan.profile, &bao)?;
-            let request = mfa::Request {
-                profile: &plan.profile,
-                serial,
-                ykman_device: ykman_device.as_deref(),
-                openbao: &bao,
-            };
+            // Held until the code is sent: another awsmfa minting on this
+            // device meanwhile would get the same code, which STS refuses.
+            let mut device = mfa::Device::lock(serial)?;
             for attempt in 1..=mfa::MAX_ATTEMPTS {
+                let request = mfa::Request {
+                    profile: &plan.profile,
+                    serial,
+                    ykman_device: ykman_device.as_deref(),
+                    openbao: &bao,
+                    last_step: device.last_step(),
+                };
                 let code = mfa::code(sources, &request, attempt)?;
                 crate::debug!(
                     "minting a session for {} with GetSessionToken at {}",
                     plan.profile,
                     plan.endpoint.describe()
                 );
-                match sts::get_session_token(&plan.endpoint, &key, serial, &code, *ttl)? {
+                let before = device.last_step();
+                device.record(code.step);
+                let answer =
+                    sts::get_session_token(&plan.endpoint, &key, serial, &code.secret, *ttl)?;
+                if let Err(e) = &answer
+                    && e.is_bad_credential()
+                {
+                    // STS refuses the key or signature before it looks at the
+                    // code: this step's code is still unused.
+                    device.restore(before);
+                }
+                match answer {
                     Ok(creds) => return Ok(creds),
                     Err(sts::Error::WrongMfa) if attempt < mfa::MAX_ATTEMPTS => continue,
                     Err(sts::Error::WrongMfa) => bail!(

@@ -26,6 +26,9 @@ pub struct Plan {
     pub region: Option<String>,
     pub endpoint: Endpoint,
     pub kind: Kind,
+    /// The setting that decides how long a session lasts, for messages:
+    /// `--duration`, `session_ttl`, `duration_seconds`, or OpenBao's lease.
+    pub lifetime_from: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -189,12 +192,29 @@ impl Plan {
             url,
             origin,
         };
+        let lifetime_from = match (&kind, duration) {
+            (Kind::Vended { .. }, _) => "the lease OpenBao gives",
+            (_, Some(_)) => "--duration",
+            (Kind::Mfa { .. }, None) => "session_ttl",
+            (Kind::Role { .. }, None) => "duration_seconds",
+        };
         Ok(Plan {
             profile: name.to_string(),
             region,
             endpoint,
             kind,
+            lifetime_from,
         })
+    }
+
+    /// The longest session this plan can give; None for OpenBao-vended
+    /// sessions, whose lease is known only once fetched.
+    pub fn lifetime(&self) -> Option<Duration> {
+        match &self.kind {
+            Kind::Mfa { ttl, .. } => Some(*ttl),
+            Kind::Role { duration, .. } => Some(*duration),
+            Kind::Vended { .. } => None,
+        }
     }
 
     /// A digest of every input that shapes the session. A change in any of them

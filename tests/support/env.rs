@@ -292,6 +292,20 @@ impl Env {
         out
     }
 
+    /// As if the 30 s TOTP step had passed, for a test about something else
+    /// that mints twice on one MFA device: forgets the steps awsmfa recorded as
+    /// used (`$XDG_STATE_HOME/awsmfa/totp`), so it does not wait for the next
+    /// one. It may then send the code it sent before: an STS stub must accept
+    /// that (`reject_reused_codes(false)`); moto checks no code at all.
+    pub fn forget_totp_steps(&self) {
+        let dir = self.state_home.join("awsmfa/totp");
+        if let Err(e) = fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            panic!("remove {}: {e}", dir.display());
+        }
+    }
+
     /// Where the "no secret on disk" scan looks: everything this test's
     /// commands could have written (HOME, XDG dirs, TMPDIR, work dir).
     pub fn paths_to_scan(&self) -> Vec<PathBuf> {

@@ -32,7 +32,7 @@ pub use peers::{
 };
 pub use process::{OutputExt, Reaper, assert_code, assert_fail, assert_ok, run_with_timeout};
 pub use pty::{Pty, PtyOpts};
-pub use sts::{Issued, Recorded, StsStub, totp_at, totp_now};
+pub use sts::{Issued, Recorded, StsStub, room_in_step, totp_at, totp_now};
 
 /// The default budget for anything a test waits on: long enough for a loaded
 /// 2-core CI box, short enough that a hang is reported as a failure.
@@ -47,6 +47,22 @@ pub fn unique_suffix() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// For a test about something else that mints on one MFA device again within
+/// a 30 s step: as if the step had passed. awsmfa forgets the step it used
+/// ([`Env::forget_totp_steps`]) rather than wait for the next, and `stub` (when
+/// STS is the stub; moto checks no code) accepts the code sent before again.
+pub fn as_if_a_step_passed(env: &Env, stub: &StsStub) {
+    stub.reject_reused_codes(false);
+    env.forget_totp_steps();
+}
+
+/// An MFA device of `profile`'s own. Profiles that share one device cannot be
+/// minted within one 30 s step (STS refuses a code twice; awsmfa waits for the
+/// next step): a test about something else gives each profile its own.
+pub fn mfa_device(profile: &str) -> String {
+    format!("arn:aws:iam::123456789012:mfa/{profile}")
 }
 
 /// A long-lived key made up for one test: '/' and '+' like real secrets, and a

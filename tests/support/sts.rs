@@ -41,6 +41,9 @@ pub struct Recorded {
     pub role_arn: Option<String>,
     pub role_session_name: Option<String>,
     pub external_id: Option<String>,
+    /// The TOTP step (unix time / 30) whose code `token_code` is, when it is
+    /// a valid code for the device (current step ±1).
+    pub totp_step: Option<u64>,
     /// Every form/query parameter, decoded.
     pub params: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
@@ -170,7 +173,7 @@ impl StsStub {
                 sessions: HashMap::new(),
                 used_codes: HashSet::new(),
                 session_lifetime: None,
-                reject_reused: false,
+                reject_reused: true,
                 throttle: 0,
                 delay: Duration::ZERO,
                 verify_signatures: true,
@@ -255,7 +258,8 @@ impl StsStub {
         self
     }
 
-    /// Refuse a code already accepted for the same device (real STS does).
+    /// On by default: a code already accepted for the same device is refused,
+    /// as real STS refuses it. Off: it is accepted again.
     pub fn reject_reused_codes(&self, on: bool) -> &Self {
         self.inner.lock().reject_reused = on;
         self
@@ -429,6 +433,20 @@ pub fn totp_at(base32_seed: &str, steps: i64) -> String {
     make_totp(base32_seed).generate(t)
 }
 
+/// Sleeps into the next 30 s TOTP step when less than `room` is left of this
+/// one: for a test whose codes must all fall within one step.
+pub fn room_in_step(room: Duration) {
+    let into = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis()
+        % 30_000;
+    let left = Duration::from_millis(30_000 - u64::try_from(into).expect("below 30000"));
+    if left < room {
+        thread::sleep(left + Duration::from_millis(50));
+    }
+}
+
 fn accept_loop(inner: &Arc<Inner>, listener: &TcpListener) {
     for stream in listener.incoming() {
         if inner.shutdown.load(Ordering::SeqCst) {
@@ -525,6 +543,7 @@ fn answer(inner: &Inner, req: &Request) -> (u16, String) {
         role_arn: get("RoleArn"),
         role_session_name: get("RoleSessionName"),
         external_id: get("ExternalId"),
+        totp_step: None,
         params: params.clone(),
         headers: req.headers.clone(),
         error: None,
@@ -821,8 +840,15 @@ fn check_mfa(st: &mut State, rec: &Recorded, required: bool) -> Result<(), StsEr
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    if !totp.check(&code, now) {
+    // The window `totp.check` allows: the current step and one either side.
+    let current = now / 30;
+    let step = (current.saturating_sub(1)..=current + 1).find(|s| totp.generate(s * 30) == code);
+    let Some(step) = step else {
         return Err(access_denied(BAD_CODE));
+    };
+    // By seq, not index: `clear_log` may have run meanwhile.
+    if let Some(r) = st.requests.iter_mut().rev().find(|r| r.seq == rec.seq) {
+        r.totp_step = Some(step);
     }
     let key = (serial, code);
     if st.reject_reused && st.used_codes.contains(&key) {
