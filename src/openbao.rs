@@ -1,16 +1,23 @@
 //! OpenBao (Vault-compatible API): long-lived keys from KV-v2, MFA codes from the
 //! TOTP engine, and STS credentials from the AWS secrets engine, for agents that
 //! must hold no static key. The client token lives in this process's memory only.
+//! Which node of a cluster a request goes to, where a redirect may lead and when
+//! a request is sent again is [`cluster`]'s to decide.
+
+mod cluster;
 
 use std::cell::OnceCell;
-use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use crate::config::settings::OpenBaoSettings;
 use crate::health::Health;
+use cluster::{Once, Request, error_text};
+
+pub use cluster::identity;
 
 /// A client made on first use: most mints never talk to OpenBao.
 pub struct Lazy {
@@ -26,12 +33,12 @@ impl Lazy {
         }
     }
 
-    /// The cleartext rule for the configured address, without building a
+    /// The cleartext rule for every configured address, without building a
     /// client: for the minting path to refuse before any other source runs. No
     /// address at all is left for the first use to report, since a list of MFA
     /// sources may never get to OpenBao.
     pub fn check_address(&self) -> anyhow::Result<()> {
-        checked_address(self.settings.as_ref()).map(drop)
+        cluster::check_addresses(self.settings.as_ref())
     }
 
     pub fn get(&self) -> anyhow::Result<&Client> {
@@ -44,10 +51,11 @@ impl Lazy {
 
     /// For `doctor`: [`Client::check`], for `what` (e.g. "MFA codes from totp/code/me").
     pub fn health(&self, what: &str) -> Health {
-        match self
-            .get()
-            .and_then(|c| Ok((c.address().to_string(), c.check()?)))
-        {
+        // The address after the check: the node that answered it.
+        match self.get().and_then(|c| {
+            let detail = c.check()?;
+            Ok((c.address().to_string(), detail))
+        }) {
             Ok((address, detail)) => {
                 Health::Ok(format!("OpenBao at {address} for {what}: {detail}"))
             }
@@ -60,40 +68,29 @@ impl Lazy {
 }
 
 pub struct Client {
-    address: String,
+    nodes: cluster::Nodes,
     role_id: Option<String>,
     secret_id_file: Option<String>,
-    agent: ureq::Agent,
     token: OnceCell<SecretString>,
 }
 
+/// What a lost unwrap or login costs, and what to do.
+const NEW_SECRET_ID: &str =
+    "hand over a new wrapped SecretID (AWSMFA_OPENBAO_WRAPPED_SECRET_ID or secret_id_file)";
+
 impl Client {
     pub fn new(settings: Option<&OpenBaoSettings>) -> anyhow::Result<Self> {
-        // Checked before the client exists, so no request can precede it.
-        let address = checked_address(settings)?.context(
-            "no OpenBao address: set `address` under [openbao] in config.toml, or BAO_ADDR",
-        )?;
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                    .build(),
-            )
-            .build()
-            .new_agent();
         Ok(Self {
-            address: address.trim_end_matches('/').to_string(),
+            nodes: cluster::Nodes::new(settings)?,
             role_id: settings.and_then(|s| s.role_id.clone()),
             secret_id_file: settings.and_then(|s| s.secret_id_file.clone()),
-            agent,
             token: OnceCell::new(),
         })
     }
 
+    /// The node that answered last.
     pub fn address(&self) -> &str {
-        &self.address
+        self.nodes.current_url()
     }
 
     fn call(
@@ -101,23 +98,15 @@ impl Client {
         method: &str,
         path: &str,
         token: Option<&SecretString>,
-        body: Option<Value>,
+        body: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
-        let url = format!("{}/v1/{}", self.address, path.trim_start_matches('/'));
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(token) = token {
-            req = req.header("X-Vault-Token", token.expose_secret());
-        }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = req.body(body)?;
-        let mut resp = self
-            .agent
-            .run(req)
-            .map_err(|e| anyhow!("cannot reach OpenBao at {}: {e}", self.address))?;
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok((status, json))
+        self.nodes.call(&Request {
+            method,
+            path,
+            token,
+            body,
+            once: None,
+        })
     }
 
     /// BAO_TOKEN / VAULT_TOKEN, or an AppRole login with a response-wrapped SecretID.
@@ -160,8 +149,17 @@ impl Client {
         let wrapping = self.wrapping_token()?;
         // The SecretID arrives wrapped so that only one process can ever read it:
         // a wrapping token that was already used means someone else did.
-        let (status, body) = self.call("POST", "sys/wrapping/unwrap", Some(&wrapping), None)?;
-        if status != 200 {
+        let (status, body) = self.nodes.call(&Request {
+            method: "POST",
+            path: "sys/wrapping/unwrap",
+            token: Some(&wrapping),
+            body: None,
+            once: Some(Once {
+                what: "the request to unwrap the SecretID",
+                lost: format!("the wrapping token may have been used up by it: {NEW_SECRET_ID}"),
+            }),
+        })?;
+        if status == 400 || status == 403 {
             bail!(
                 "OpenBao refused to unwrap the SecretID ({}): the wrapping token was already used or has expired. \
                  A wrapped SecretID serves exactly one login; if no earlier awsmfa run used this one, it may have been intercepted: \
@@ -169,12 +167,35 @@ impl Client {
                 error_text(&body, status)
             );
         }
+        if status != 200 {
+            bail!(
+                "OpenBao could not unwrap the SecretID ({}); the wrapping token may have been used up: {NEW_SECRET_ID}",
+                error_text(&body, status)
+            );
+        }
         let secret_id = body["data"]["secret_id"]
             .as_str()
             .context("the unwrapped response holds no secret_id")?;
         let secret_id = SecretString::from(secret_id.to_string());
-        let login = serde_json::json!({"role_id": role_id, "secret_id": secret_id.expose_secret()});
-        let (status, body) = self.call("POST", "auth/approle/login", None, Some(login))?;
+        #[derive(serde::Serialize)]
+        struct Login<'a> {
+            role_id: &'a str,
+            secret_id: &'a str,
+        }
+        let login = Zeroizing::new(serde_json::to_string(&Login {
+            role_id,
+            secret_id: secret_id.expose_secret(),
+        })?);
+        let (status, body) = self.nodes.call(&Request {
+            method: "POST",
+            path: "auth/approle/login",
+            token: None,
+            body: Some(&login),
+            once: Some(Once {
+                what: "the AppRole login",
+                lost: format!("the SecretID may have been used up by it: {NEW_SECRET_ID}"),
+            }),
+        })?;
         if status != 200 {
             bail!(
                 "OpenBao AppRole login failed ({})",
@@ -184,7 +205,7 @@ impl Client {
         let token = body["auth"]["client_token"]
             .as_str()
             .context("the AppRole login response holds no client_token")?;
-        crate::debug!("logged in to OpenBao at {} with AppRole", self.address);
+        crate::debug!("logged in to OpenBao at {} with AppRole", self.address());
         Ok(SecretString::from(token.to_string()))
     }
 
@@ -253,7 +274,7 @@ impl Client {
     pub fn check(&self) -> anyhow::Result<String> {
         let (status, _) = self.call("GET", "sys/health", None, None)?;
         if status != 200 && status != 429 && status != 473 {
-            bail!("OpenBao at {} is not ready (HTTP {status})", self.address);
+            bail!("OpenBao at {} is not ready (HTTP {status})", self.address());
         }
         if let Some(token) = ["BAO_TOKEN", "VAULT_TOKEN"]
             .iter()
@@ -280,8 +301,9 @@ impl Client {
                 "a wrapped SecretID is set, but AppRole login needs `role_id` under [openbao] in config.toml"
             );
         }
-        let lookup = serde_json::json!({"token": wrapping.expose_secret()});
-        let (status, body) = self.call("POST", "sys/wrapping/lookup", None, Some(lookup))?;
+        let lookup =
+            Zeroizing::new(serde_json::json!({"token": wrapping.expose_secret()}).to_string());
+        let (status, body) = self.call("POST", "sys/wrapping/lookup", None, Some(&lookup))?;
         if status != 200 {
             bail!(
                 "the wrapped SecretID is not valid ({}): it was used already or expired",
@@ -289,49 +311,5 @@ impl Client {
             );
         }
         Ok("wrapped SecretID valid (not unwrapped)".into())
-    }
-}
-
-/// The configured address, if any, once it has passed the rule of
-/// [`crate::remote::check`]: every OpenBao request carries a token or a
-/// (wrapped) SecretID, and answers with keys or MFA codes.
-fn checked_address(settings: Option<&OpenBaoSettings>) -> anyhow::Result<Option<String>> {
-    let from_env = |var: &'static str| {
-        let address = std::env::var(var).ok().filter(|v| !v.is_empty())?;
-        Some((address, var.to_string(), format!("unset {var}")))
-    };
-    let configured = settings.and_then(|s| s.address.clone()).map(|address| {
-        (
-            address,
-            "[openbao] address in config.toml".to_string(),
-            "change `address` under [openbao] in config.toml".to_string(),
-        )
-    });
-    let Some((address, from, instead)) = configured
-        .or_else(|| from_env("BAO_ADDR"))
-        .or_else(|| from_env("VAULT_ADDR"))
-    else {
-        return Ok(None);
-    };
-    crate::remote::check(
-        &address,
-        &crate::remote::Use {
-            carrying: "OpenBao requests (its token, and the keys or codes it returns)",
-            from,
-            instead,
-        },
-    )?;
-    Ok(Some(address))
-}
-
-fn error_text(body: &Value, status: u16) -> String {
-    let errors: Vec<&str> = body["errors"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if errors.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("HTTP {status}: {}", errors.join("; "))
     }
 }

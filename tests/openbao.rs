@@ -7,127 +7,52 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
-use support::http::read_request;
+use support::http::{Reply, Request, TinyServer};
 use support::*;
 
-const SERIAL: &str = "arn:aws:iam::123456789012:mfa/dev";
-const POLICY: &str = r#"
-path "secret/data/aws/*" { capabilities = ["read"] }
-path "totp/code/*" { capabilities = ["read"] }
-"#;
-const ROLE: &str = "awsmfa-dev";
+const SERIAL: &str = BAO_SERIAL;
+const ROLE: &str = BAO_ROLE;
 
-/// A random base32 TOTP seed (160 bits, as AWS virtual MFA devices use).
-fn random_seed() -> String {
-    const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    random_hex(32)
-        .bytes()
-        .map(|b| B32[usize::from(b) % 32] as char)
-        .collect()
-}
-
+/// A dev OpenBao and the agent's world around it ([`BaoProfile`]).
 struct World {
     bao: OpenBao,
-    stub: StsStub,
-    env: Env,
-    key: Key,
-    role_id: String,
+    profile: BaoProfile,
 }
 
-/// A dev OpenBao holding the key (secret/aws/dev) and the MFA seed
-/// (totp/keys/dev), an AppRole allowed to read both, the STS stub knowing the
-/// same key and seed, and an Env with [profile dev] that has never seen
-/// `awsmfa add`. config.toml is left to the test (`write_config`).
+impl Deref for World {
+    type Target = BaoProfile;
+
+    fn deref(&self) -> &BaoProfile {
+        &self.profile
+    }
+}
+
+impl DerefMut for World {
+    fn deref_mut(&mut self) -> &mut BaoProfile {
+        &mut self.profile
+    }
+}
+
 fn world() -> Option<World> {
     if !keyutils_available() {
         return None;
     }
     let bao = OpenBao::start()?;
-    let key = Key::new();
-    let seed = random_seed();
-    bao.kv_put(
-        "secret/aws/dev",
-        json!({"access_key_id": key.id, "secret_access_key": key.secret}),
-    );
-    bao.enable_totp();
-    bao.totp_key("dev", &seed);
-    bao.put_policy(ROLE, POLICY);
-    bao.enable_approle();
-    let role_id = bao.create_approle(ROLE, &[ROLE]);
-
-    let stub = StsStub::start();
-    stub.add_user(&key.id, &key.secret).add_mfa(SERIAL, &seed);
-    let mut env = Env::new();
-    env.set_sts_endpoint(&stub.url());
-    env.write_aws_config(&format!(
-        "[profile dev]\nregion = us-east-1\nmfa_serial = {SERIAL}\n"
-    ));
-    Some(World {
-        bao,
-        stub,
-        env,
-        key,
-        role_id,
-    })
+    let profile = BaoProfile::provision(&bao);
+    Some(World { bao, profile })
 }
 
 impl World {
-    /// config.toml: `openbao` lines under [openbao] (none: no section), and
-    /// [profiles.dev] taking its key and codes from OpenBao.
-    fn write_config(&self, openbao: &str) {
-        let section = if openbao.is_empty() {
-            String::new()
-        } else {
-            format!("[openbao]\n{openbao}\n\n")
-        };
-        self.env.write_awsmfa_config(&format!(
-            "{section}[profiles.dev]\nkeys = \"openbao:secret/aws/dev\"\nmfa = \"openbao:totp/code/dev\"\n"
-        ));
-    }
-
     /// [openbao] with this server's address and the AppRole's RoleID.
     fn approle_config(&self, extra: &str) {
-        self.write_config(&format!(
-            "address = \"{}\"\nrole_id = \"{}\"\n{extra}",
-            self.bao.url(),
-            self.role_id
-        ));
-    }
-
-    fn exec(&self) -> std::process::Output {
-        self.env
-            .run(["exec", "dev", "--", "printenv", "AWS_ACCESS_KEY_ID"])
-    }
-
-    /// exec succeeded with the session the stub issued last, and every
-    /// GetSessionToken so far was signed with the KV key and succeeded.
-    #[track_caller]
-    fn assert_minted(&self, out: &std::process::Output, calls: usize) {
-        assert_ok(out);
-        let issued = self.stub.last_issued().expect("a session was issued");
-        assert_eq!(
-            out.stdout_str().trim(),
-            issued.access_key_id,
-            "{}",
-            out.dump()
-        );
-        let reqs = self.stub.requests();
-        assert_eq!(reqs.len(), calls, "{reqs:#?}");
-        for r in &reqs {
-            assert_eq!(r.action, "GetSessionToken");
-            assert_eq!(r.access_key_id.as_deref(), Some(self.key.id.as_str()));
-            assert_eq!(r.serial_number.as_deref(), Some(SERIAL));
-            assert!(r.token_code.is_some());
-            assert_eq!(r.error, None, "the code from OpenBao was valid: {r:#?}");
-        }
+        self.profile.approle_config(&[self.bao.url()], extra);
     }
 
     /// Paths of the requests OpenBao saw after audit entry `mark`.
@@ -251,7 +176,8 @@ fn bao_token_and_bao_addr_need_no_approle() {
     let token = w
         .bao
         .create_token(&[ROLE], Some(&format!("tok-{}", random_hex(12))));
-    w.env.set("BAO_ADDR", w.bao.url()).set("BAO_TOKEN", &token);
+    let url = w.bao.url().to_string();
+    w.env.set("BAO_ADDR", &url).set("BAO_TOKEN", &token);
 
     let out = w.env.run(["doctor"]);
     assert_ok(&out);
@@ -395,84 +321,55 @@ fn openbao_down_is_reported_by_doctor_and_exec() {
 /// What OpenBao's AWS secrets engine answers at `/v1/aws/sts/deploy` (and
 /// `sys/health`, `auth/token/lookup-self` for doctor), for one token.
 struct AwsEngine {
-    addr: SocketAddr,
-    state: Arc<Mutex<EngineState>>,
-    shutdown: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct EngineState {
-    /// (method, path, X-Vault-Token) of every request.
-    requests: Vec<(String, String, Option<String>)>,
+    server: TinyServer,
     /// (access_key, secret_key, security_token) handed out.
-    issued: Vec<(String, String, String)>,
+    issued: Arc<Mutex<Vec<(String, String, String)>>>,
 }
 
 const LEASE: u64 = 900;
 
 impl AwsEngine {
     fn start(token: &str) -> AwsEngine {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind engine stub");
-        let addr = listener.local_addr().expect("address");
-        let state = Arc::new(Mutex::new(EngineState::default()));
-        let shutdown = Arc::new(AtomicBool::new(false));
-        let (st, stop, token) = (state.clone(), shutdown.clone(), token.to_string());
-        let acceptor = thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                if let Ok(stream) = stream {
-                    serve(stream, &st, &token);
-                }
-            }
-        });
-        AwsEngine {
-            addr,
-            state,
-            shutdown,
-            acceptor: Some(acceptor),
-        }
+        let issued = Arc::new(Mutex::new(Vec::new()));
+        let (handed_out, token) = (issued.clone(), token.to_string());
+        let server = TinyServer::start(move |req| answer(req, &token, &handed_out));
+        AwsEngine { server, issued }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
-    /// Requests for the STS path (what costs a new IAM credential).
+    /// (method, path, X-Vault-Token) of the requests for the STS path (what
+    /// costs a new IAM credential).
     fn sts_requests(&self) -> Vec<(String, String, Option<String>)> {
-        let st = self.state.lock().unwrap();
-        st.requests
-            .iter()
-            .filter(|r| r.1 == "/v1/aws/sts/deploy")
-            .cloned()
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.target == "/v1/aws/sts/deploy")
+            .map(|r| {
+                let token = r.header("x-vault-token").map(str::to_string);
+                (r.method, r.target, token)
+            })
             .collect()
     }
 
     fn issued(&self) -> Vec<(String, String, String)> {
-        self.state.lock().unwrap().issued.clone()
+        self.issued.lock().unwrap().clone()
     }
 }
 
-fn serve(mut stream: TcpStream, state: &Mutex<EngineState>, token: &str) {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
-    let deadline = Instant::now() + TIMEOUT;
-    let mut buf = Vec::new();
-    let Ok(Some(req)) = read_request(&mut stream, &mut buf, &|| Instant::now() < deadline) else {
-        return;
-    };
-    let given = req.header("x-vault-token").map(str::to_string);
-    let authorized = given.as_deref() == Some(token);
-    let path = req.target.split('?').next().unwrap_or("").to_string();
-    let denied = (403, json!({"errors": ["permission denied"]}));
-    let (status, body) = match (req.method.as_str(), path.as_str()) {
-        ("GET", "/v1/sys/health") => (
+fn answer(req: &Request, token: &str, issued: &Mutex<Vec<(String, String, String)>>) -> Reply {
+    let authorized = req.header("x-vault-token") == Some(token);
+    let path = req.target.split('?').next().unwrap_or("");
+    let denied = Reply::json(403, &json!({"errors": ["permission denied"]}));
+    match (req.method.as_str(), path) {
+        ("GET", "/v1/sys/health") => Reply::json(
             200,
-            json!({"initialized": true, "sealed": false, "standby": false, "version": "2.7.2"}),
+            &json!({"initialized": true, "sealed": false, "standby": false, "version": "2.7.2"}),
         ),
         ("GET", "/v1/auth/token/lookup-self") if authorized => {
-            (200, json!({"data": {"policies": ["deploy"], "ttl": 3600}}))
+            Reply::json(200, &json!({"data": {"policies": ["deploy"], "ttl": 3600}}))
         }
         ("GET", "/v1/aws/sts/deploy") if authorized => {
             let creds = (
@@ -480,10 +377,10 @@ fn serve(mut stream: TcpStream, state: &Mutex<EngineState>, token: &str) {
                 format!("vended/{}", random_hex(16)),
                 format!("FwoGZXIvYXdzE{}", random_hex(32)),
             );
-            state.lock().unwrap().issued.push(creds.clone());
-            (
+            issued.lock().unwrap().push(creds.clone());
+            Reply::json(
                 200,
-                json!({
+                &json!({
                     "request_id": random_hex(8),
                     "lease_id": format!("aws/sts/deploy/{}", random_hex(8)),
                     "renewable": false,
@@ -501,34 +398,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<EngineState>, token: &str) {
             )
         }
         ("GET", "/v1/auth/token/lookup-self" | "/v1/aws/sts/deploy") => denied,
-        _ => (404, json!({"errors": []})),
-    };
-    state
-        .lock()
-        .unwrap()
-        .requests
-        .push((req.method.clone(), path, given));
-    let body = body.to_string();
-    let reason = match status {
-        200 => "OK",
-        403 => "Forbidden",
-        _ => "Not Found",
-    };
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.flush();
-}
-
-impl Drop for AwsEngine {
-    fn drop(&mut self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(h) = self.acceptor.take() {
-            let _ = h.join();
-        }
+        _ => Reply::json(404, &json!({"errors": []})),
     }
 }
 

@@ -114,14 +114,7 @@ impl World {
     /// exec succeeded with the session the stub issued last.
     #[track_caller]
     fn assert_minted(&self, out: &Output) {
-        assert_ok(out);
-        let issued = self.stub.last_issued().expect("a session was issued");
-        assert_eq!(
-            out.stdout_str().trim(),
-            issued.access_key_id,
-            "{}",
-            out.dump()
-        );
+        self.stub.assert_printed_last_issued(out);
     }
 }
 

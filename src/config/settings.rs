@@ -114,7 +114,7 @@ fn min_remaining(text: &Spanned<String>, at: String) -> anyhow::Result<MinRemain
     })
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -133,9 +133,33 @@ impl OneOrMany {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenBaoSettings {
-    pub address: Option<String>,
+    /// One URL, or the nodes of one cluster: `["https://a:8200", "https://b:8200"]`.
+    #[serde(default, deserialize_with = "addresses")]
+    pub address: Option<OneOrMany>,
     pub role_id: Option<String>,
     pub secret_id_file: Option<String>,
+    /// How long a request waits for a cluster to elect an active node.
+    #[serde(default, deserialize_with = "duration")]
+    pub failover_wait: Option<Duration>,
+}
+
+/// An empty list would read as "no address", and then BAO_ADDR would quietly
+/// decide where the token goes.
+fn addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OneOrMany>, D::Error> {
+    let address = OneOrMany::deserialize(d)?;
+    if address.items().is_empty() {
+        return Err(serde::de::Error::custom(
+            "`address` is an empty list: give one address, or the addresses of the nodes of one cluster",
+        ));
+    }
+    Ok(Some(address))
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::time::parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 #[derive(Deserialize)]
@@ -462,6 +486,36 @@ keys = "keyring"
         let profile = s.profiles["a"].min_remaining.clone().unwrap();
         assert_eq!(profile.at_least, Duration::from_secs(45 * 60));
         assert_eq!(profile.from, "min_remaining = \"45m\" (/c/config.toml:5)");
+    }
+
+    #[test]
+    fn openbao_address_is_one_or_a_list() {
+        let s = parse("[openbao]\naddress = \"https://a:8200\"\n").unwrap();
+        let bao = s.openbao.unwrap();
+        assert_eq!(bao.address.unwrap().items(), ["https://a:8200"]);
+        assert_eq!(bao.failover_wait, None);
+        let s = parse(
+            "[openbao]\naddress = [\"https://a:8200\", \"https://b:8200\"]\nfailover_wait = \"5s\"\n",
+        )
+        .unwrap();
+        let bao = s.openbao.unwrap();
+        assert_eq!(
+            bao.address.unwrap().items(),
+            ["https://a:8200", "https://b:8200"]
+        );
+        assert_eq!(bao.failover_wait, Some(Duration::from_secs(5)));
+        let e = parse("[openbao]\n\naddress = []\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/c/config.toml:3: `address` is an empty list"),
+            "{e}"
+        );
+        let e = parse("[openbao]\nfailover_wait = \"soon\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/c/config.toml:2: `soon` is not a duration"),
+            "{e}"
+        );
     }
 
     #[test]

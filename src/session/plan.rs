@@ -278,12 +278,7 @@ impl Plan {
 
 /// Which OpenBao a secret comes from: another server is another secret.
 fn bao_identity(settings: &Option<OpenBaoSettings>) -> String {
-    settings
-        .as_ref()
-        .and_then(|s| s.address.clone())
-        .or_else(|| env_nonempty("BAO_ADDR"))
-        .or_else(|| env_nonempty("VAULT_ADDR"))
-        .unwrap_or_default()
+    crate::openbao::identity(settings.as_ref())
 }
 
 fn env_nonempty(var: &str) -> Option<String> {

@@ -2,7 +2,11 @@
 //! read bounded by a timeout.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::find_bytes;
@@ -359,4 +363,146 @@ pub fn sts_request(
     );
     http_request(url, "POST", "", &headers, body.as_bytes(), super::TIMEOUT)
         .unwrap_or_else(|e| panic!("STS request to {url} failed: {e}"))
+}
+
+/// What a [`TinyServer`] handler answers.
+pub enum Reply {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Close the connection with a TCP reset, without an answer: a server that
+    /// died after reading the request.
+    Reset,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &serde_json::Value) -> Reply {
+        Reply::Respond {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    /// A 307 to `location`, as an OpenBao standby answers.
+    pub fn redirect(location: &str) -> Reply {
+        Reply::Respond {
+            status: 307,
+            headers: vec![("Location".into(), location.to_string())],
+            body: String::new(),
+        }
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
+
+/// A loopback HTTP/1.1 server for one test: each connection carries one
+/// request, answered by the handler (on the accepting thread), and every
+/// request is recorded, headers included.
+pub struct TinyServer {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Request>>>,
+    shutdown: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl TinyServer {
+    pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> TinyServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a tiny server");
+        let addr = listener.local_addr().expect("its address");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let (seen, stop) = (requests.clone(), shutdown.clone());
+        let handler: Box<Handler> = Box::new(handler);
+        let acceptor = thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(stream) = stream {
+                    serve_one(stream, &*handler, &seen);
+                }
+            }
+        });
+        TinyServer {
+            addr,
+            requests,
+            shutdown,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Request>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let deadline = Instant::now() + super::TIMEOUT;
+    let mut buf = Vec::new();
+    let Ok(Some(req)) = read_request(&mut stream, &mut buf, &|| Instant::now() < deadline) else {
+        return;
+    };
+    seen.lock().unwrap().push(req.clone());
+    match handler(&req) {
+        Reply::Reset => reset(stream),
+        Reply::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!("HTTP/1.1 {status} Whatever\r\n");
+            for (k, v) in &headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            ));
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body.as_bytes());
+            let _ = stream.flush();
+        }
+    }
+}
+
+/// Closes with RST instead of FIN: SO_LINGER on, with a zero timeout.
+fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket, and a pointer to a linger of the size given.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(stream);
+}
+
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
 }

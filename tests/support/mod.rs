@@ -12,6 +12,7 @@
 //! under `scripts/test` then means every peer really ran.
 #![allow(dead_code, unused_imports)]
 
+pub mod bao;
 pub mod env;
 pub mod http;
 pub mod peers;
@@ -24,11 +25,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use bao::{
+    BAO_ROLE, BAO_SERIAL, BaoApi, BaoAudit, BaoCluster, BaoProfile, OpenBao, random_seed,
+};
 pub use env::{CountingMfa, Env};
 pub use http::{HttpResponse, http_request, sts_request};
 pub use peers::{
-    BaoAudit, Moto, OpenBao, SecretService, aws_cli_v2, keyutils_available, require, require_all,
-    venv_python,
+    Moto, SecretService, aws_cli_v2, keyutils_available, require, require_all, venv_python,
 };
 pub use process::{OutputExt, Reaper, assert_code, assert_fail, assert_ok, run_with_timeout};
 pub use pty::{Pty, PtyOpts};

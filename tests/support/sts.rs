@@ -355,6 +355,21 @@ impl StsStub {
         self.inner.lock().issued.last().cloned()
     }
 
+    /// `out` (of `awsmfa exec P -- printenv AWS_ACCESS_KEY_ID`) succeeded and
+    /// printed the key id of the session this stub issued last.
+    #[track_caller]
+    pub fn assert_printed_last_issued(&self, out: &std::process::Output) {
+        use super::process::{OutputExt, assert_ok};
+        assert_ok(out);
+        let issued = self.last_issued().expect("a session was issued");
+        assert_eq!(
+            out.stdout_str().trim(),
+            issued.access_key_id,
+            "{}",
+            out.dump()
+        );
+    }
+
     /// Every secret the stub issued (secret keys and session tokens), for the
     /// "no secret on disk / in argv / in the shell" scans.
     pub fn issued_secrets(&self) -> Vec<String> {
