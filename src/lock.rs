@@ -19,6 +19,25 @@ pub struct Lock {
 const WAIT: Duration = Duration::from_secs(300);
 
 impl Lock {
+    /// [`Lock::acquire`], except that a state directory that refuses the lock
+    /// file (read-only, full) does not stop the command: it goes on unlocked,
+    /// with a warning that says what that costs (`unguarded`). One that others
+    /// can write into still does stop it.
+    pub fn acquire_if_writable(
+        path: &Path,
+        what: &str,
+        unguarded: &str,
+    ) -> anyhow::Result<Option<Self>> {
+        match Self::acquire(path, what) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if crate::state::is_unwritable(&e) => {
+                crate::log::warn(format_args!("{e:#}\n  {unguarded}"));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn acquire(path: &Path, what: &str) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
             crate::state::create_private_dir(dir)?;

@@ -8,7 +8,7 @@ mod cluster;
 
 use std::cell::OnceCell;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -265,7 +265,9 @@ impl Client {
             access_key_id: get("access_key")?,
             secret_access_key: SecretString::from(get("secret_key")?),
             session_token: SecretString::from(get("security_token")?),
-            expiration: crate::time::now() + lease,
+            expiration: crate::time::after(lease).ok_or_else(|| {
+                anyhow!("OpenBao {mount}/sts/{role} returned an absurd lease_duration ({lease} s)")
+            })?,
         })
     }
 

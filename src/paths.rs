@@ -41,6 +41,14 @@ pub fn state_dir() -> PathBuf {
     xdg("XDG_STATE_HOME", ".local/state").join("awsmfa")
 }
 
+/// `XDG_RUNTIME_DIR` when it is set to an absolute path: per-login, memory
+/// backed, for files that must not outlive the session.
+pub fn runtime_dir() -> Option<PathBuf> {
+    env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+}
+
 pub fn expand_tilde(path: &str) -> PathBuf {
     match path.strip_prefix("~/") {
         Some(rest) => home().join(rest),

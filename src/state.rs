@@ -9,15 +9,20 @@
 //! - `totp/<mfa serial>`: the last TOTP step (a number, never a code) whose code
 //!   went to STS for that MFA device, and `locks/totp/<mfa serial>.lock` around
 //!   reading it, getting a code, sending it and recording it.
+//!
+//! Files here are read without following a symbolic link ([`read_nofollow`]),
+//! and written by replacing them whole ([`write_atomic`]), never through a
+//! link; a directory awsmfa writes into must be the user's own and closed to
+//! group and others ([`create_private_dir`]).
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::paths;
+use crate::{paths, time};
 
 /// Profile names become file names; anything outside a safe set is escaped so
 /// a name like `a/b` cannot walk out of the directory.
@@ -88,10 +93,17 @@ pub struct SessionMeta {
     pub fingerprint: String,
 }
 
+/// The profile's metadata; `None` when absent, unreadable, a symbolic link,
+/// or damaged (an expiry no session can have is damage, not a session).
 pub fn read_session(profile: &str) -> Option<SessionMeta> {
-    let text = fs::read_to_string(session_file(profile)).ok()?;
+    let bytes = read_nofollow(&session_file(profile)).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
     let mut fields = text.split_whitespace();
-    let expiry = fields.next()?.parse().ok()?;
+    let expiry = fields
+        .next()?
+        .parse()
+        .ok()
+        .filter(|&e| time::plausible(e))?;
     let fingerprint = fields.next()?.to_string();
     Some(SessionMeta {
         expiry,
@@ -144,8 +156,28 @@ fn unescape(name: &str) -> String {
 }
 
 pub fn read_key_stamp(profile: &str) -> Option<String> {
-    let text = fs::read_to_string(key_stamp_file(profile)).ok()?;
+    let bytes = read_nofollow(&key_stamp_file(profile)).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
     Some(text.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// The most a state file is read to: they hold one line.
+const MAX_READ: u64 = 64 * 1024;
+
+/// The contents of a file in the state directory, never through a symbolic
+/// link (`O_NOFOLLOW`: a link there is not awsmfa's and fails the read) nor
+/// from a FIFO that would block the prompt (`O_NONBLOCK`), and at most
+/// [`MAX_READ`] bytes. No more system calls than `fs::read`: the prompt's
+/// budget is counted in them.
+pub fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    // Room for the usual line up front: one read fills it, one sees the end.
+    let mut bytes = Vec::with_capacity(256);
+    file.take(MAX_READ).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 pub fn write_key_stamp(profile: &str, stamp: &str) -> anyhow::Result<()> {
@@ -156,12 +188,89 @@ pub fn remove_key_stamp(profile: &str) {
     let _ = fs::remove_file(key_stamp_file(profile));
 }
 
+/// Creates `dir` (0700) if needed, then checks that it, and every directory
+/// above it up to the state directory (or `XDG_RUNTIME_DIR`) it lies in, is
+/// the user's own and not writable by group or others: whoever can write there
+/// can replace the files the prompt trusts or hold the minting lock. Called
+/// wherever awsmfa writes, never on the prompt's read-only path.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let top = [Some(paths::state_dir()), paths::runtime_dir()]
+        .into_iter()
+        .flatten()
+        .find(|top| dir.starts_with(top));
+    let mut at = dir;
+    loop {
+        check_private(at)?;
+        match (&top, at.parent()) {
+            (Some(top), Some(parent)) if at != top && parent.starts_with(top) => at = parent,
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn check_private(dir: &Path) -> anyhow::Result<()> {
+    let meta = fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let shown = paths::display(dir);
+    if meta.uid() != me {
+        return Err(UnsafeDir(format!(
+            "{shown} belongs to uid {}, not to you (uid {me}): awsmfa keeps its files only in directories of yours; \
+             have it given to you (`chown {me} {shown}`, as root), or point XDG_STATE_HOME at a directory of yours",
+            meta.uid()
+        ))
+        .into());
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "group and others",
+            (true, false) => "its group",
+            _ => "others",
+        };
+        return Err(UnsafeDir(format!(
+            "{shown} is writable by {who} (mode {mode:04o}), who could replace awsmfa's files there; run `chmod 700 {shown}`"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// A directory of awsmfa's that others can write into: refused, with the fix.
+#[derive(Debug)]
+pub struct UnsafeDir(String);
+
+impl std::fmt::Display for UnsafeDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnsafeDir {}
+
+/// Whether `err` is the file system refusing a write (read-only, full, no
+/// permission), which a cache can live with, rather than a directory that is
+/// unsafe to use.
+pub fn is_unwritable(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+            .is_some_and(|code| {
+                [
+                    libc::EACCES,
+                    libc::EPERM,
+                    libc::EROFS,
+                    libc::ENOSPC,
+                    libc::EDQUOT,
+                ]
+                .contains(&code)
+            })
+    })
 }
 
 /// Write-then-rename, so a reader (or a crash) never sees half a file. The
@@ -207,6 +316,32 @@ mod tests {
             assert_eq!(unescape(&f), name);
         }
         assert_eq!(file_name("tf-proxmox"), "tf-proxmox");
+    }
+
+    #[test]
+    fn reads_do_not_follow_links_and_writes_need_a_private_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, "1 fp\n").unwrap();
+        assert_eq!(read_nofollow(&file).unwrap(), b"1 fp\n");
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let e = read_nofollow(&link).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+
+        let shared = dir.path().join("shared");
+        create_private_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o775)).unwrap();
+        let e = write_atomic(&shared.join("f"), b"x").unwrap_err();
+        assert!(e.is::<UnsafeDir>(), "{e:#}");
+        assert!(
+            e.to_string().contains("writable by its group (mode 0775)"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("chmod 700"), "{e}");
+        assert!(!is_unwritable(&e));
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o700)).unwrap();
+        write_atomic(&shared.join("f"), b"x").unwrap();
     }
 
     #[test]

@@ -131,6 +131,9 @@ impl Store {
     }
 
     fn unavailable(&self, e: keyring_core::Error) -> anyhow::Error {
+        if quota_exceeded(&e) {
+            return anyhow!("{} keyring: {}", self.backend.name(), QuotaFull);
+        }
         let hint = match (self.backend, &e) {
             (Backend::SecretService, keyring_core::Error::NoStorageAccess(_)) => {
                 "\n  the Secret Service keyring is locked or absent: unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock`), \
@@ -159,7 +162,35 @@ impl Store {
     /// `add_key` yet keeps nothing, and a cache that silently stores nothing
     /// would ask for MFA on every call.
     pub fn set(&self, user: &str, secret: &SecretString) -> anyhow::Result<()> {
+        self.store(&self.entry(user)?, secret)
+    }
+
+    /// [`Store::set`] for something that is worthless after `expiry` (Unix
+    /// seconds), a session: in the kernel keyring the entry gets a timeout
+    /// there (plus [`EXPIRY_MARGIN`]), so that the kernel drops it rather than
+    /// keep it until reboot against the user's key quota (200 keys and 20 000
+    /// bytes by default), which, once full, would make every call ask for MFA.
+    /// The other stores keep entries until replaced or deleted.
+    pub fn set_with_expiry(
+        &self,
+        user: &str,
+        secret: &SecretString,
+        expiry: u64,
+    ) -> anyhow::Result<()> {
         let entry = self.entry(user)?;
+        self.store(&entry, secret)?;
+        #[cfg(target_os = "linux")]
+        if let Err(e) = set_timeout(&entry, expiry) {
+            // An entry that never expires is the leak this prevents: none at all
+            // costs one MFA code.
+            let _ = entry.delete_credential();
+            return Err(self.unavailable(e))
+                .context("cannot set a timeout on the session's keyring entry");
+        }
+        Ok(())
+    }
+
+    fn store(&self, entry: &keyring_core::Entry, secret: &SecretString) -> anyhow::Result<()> {
         entry
             .set_password(secret.expose_secret())
             .map_err(|e| self.unavailable(e))?;
@@ -179,6 +210,66 @@ impl Store {
             Err(keyring_core::Error::NoEntry) => Ok(false),
             Err(e) => Err(self.unavailable(e)).context("cannot delete keyring entry"),
         }
+    }
+}
+
+/// How long a session's kernel keyring entry outlives the session: a look-up
+/// at the last second still finds the entry, and sees by its recorded expiry
+/// that it is over.
+pub const EXPIRY_MARGIN: u64 = 60;
+
+/// `KEYCTL_SET_TIMEOUT` on a keyutils entry (a no-op for the other stores).
+#[cfg(target_os = "linux")]
+fn set_timeout(entry: &keyring_core::Entry, expiry: u64) -> Result<(), keyring_core::Error> {
+    let Some(cred) = entry
+        .as_any()
+        .downcast_ref::<linux_keyutils_keyring_store::Cred>()
+    else {
+        return Ok(());
+    };
+    // The kernel takes an unsigned int of seconds; 0 would mean "never".
+    let secs = expiry
+        .saturating_sub(crate::time::now())
+        .saturating_add(EXPIRY_MARGIN)
+        .min(u64::from(u32::MAX));
+    let secs = usize::try_from(secs).unwrap_or(usize::MAX);
+    cred.session
+        .search(&cred.description)
+        .and_then(|key| key.set_timeout(secs))
+        .map_err(|e| keyring_core::Error::PlatformFailure(Box::new(e)))
+}
+
+/// EDQUOT from the kernel keyring: the user's key quota is full.
+fn quota_exceeded(e: &keyring_core::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    if let keyring_core::Error::PlatformFailure(inner) = e {
+        return matches!(
+            inner.downcast_ref::<linux_keyutils::KeyError>(),
+            Some(linux_keyutils::KeyError::QuotaExceeded)
+        );
+    }
+    let _ = e;
+    false
+}
+
+/// The message for [`quota_exceeded`]: what is full and the ways out.
+struct QuotaFull;
+
+impl std::fmt::Display for QuotaFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let prefix = if unsafe { libc::geteuid() } == 0 {
+            "root_"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "the kernel's key quota for your user is full (Disk quota exceeded)\n  \
+             see what holds it with `keyctl show @u` and `keyctl show @s` (totals in /proc/key-users), \
+             drop awsmfa's cached sessions with `awsmfa clear`, \
+             or raise the quota (as root: /proc/sys/kernel/keys/{prefix}maxkeys and {prefix}maxbytes)"
+        )
     }
 }
 
@@ -263,5 +354,31 @@ fn platform_store(backend: Backend) -> anyhow::Result<Arc<CredentialStore>> {
         Backend::Windows => Ok(windows_native_keyring_store::Store::new()
             .map_err(|e| anyhow!("windows credential manager: {e}"))?),
         other => bail!("the {} keyring is not available on Windows", other.name()),
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_quota_is_named_with_the_ways_out() {
+        let full =
+            keyring_core::Error::PlatformFailure(Box::new(linux_keyutils::KeyError::QuotaExceeded));
+        assert!(quota_exceeded(&full));
+        let other =
+            keyring_core::Error::PlatformFailure(Box::new(linux_keyutils::KeyError::OutOfMemory));
+        assert!(!quota_exceeded(&other));
+        assert!(!quota_exceeded(&keyring_core::Error::NoEntry));
+        let text = QuotaFull.to_string();
+        for part in [
+            "quota",
+            "keyctl show @u",
+            "awsmfa clear",
+            "maxkeys",
+            "maxbytes",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
     }
 }

@@ -5,11 +5,14 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use aws_sdk_sts::config::retry::RetryConfig;
+use aws_sdk_sts::config::interceptors::InterceptorContext;
+use aws_sdk_sts::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
 use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::creds::Creds;
@@ -112,6 +115,14 @@ impl Endpoint {
 pub enum Error {
     /// STS says the MFA code was wrong (or already used): worth asking again.
     WrongMfa,
+    /// The request may have reached STS, and with it the one-time code, but no
+    /// usable answer came back: the connection broke after the request left, or
+    /// the answer was cut short or unreadable. STS may have accepted the code, and
+    /// it refuses a code twice, so this code is not sent again: a new one is
+    /// needed, as after [`Error::WrongMfa`].
+    CodeSpent(String),
+    /// STS kept throttling or failing (5xx) through the retries.
+    Unavailable { code: String, message: String },
     /// STS answered with an error code.
     Rejected { code: String, message: String },
     /// No answer: DNS, connection, TLS, timeout.
@@ -122,6 +133,15 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::WrongMfa => write!(f, "STS rejected the MFA code"),
+            Error::CodeSpent(why) => write!(
+                f,
+                "STS may have used the MFA code without answering ({why}); it refuses a code twice, so a new code is needed"
+            ),
+            Error::Unavailable { code, message } => write!(
+                f,
+                "STS said {code} ({}), and still did after retrying for a few seconds: it is throttling or failing; try again in a minute",
+                message.trim_end_matches('.')
+            ),
             Error::Rejected { code, message } => write!(f, "STS said {code}: {message}"),
             Error::Unreachable(why) => write!(f, "cannot reach STS: {why}"),
         }
@@ -138,24 +158,150 @@ impl Error {
     }
 }
 
-fn classify<E, R>(err: SdkError<E, R>) -> Error
+/// Tries per STS call, and the jittered backoff between them (a random share of
+/// 0.2 s, 0.4 s, 0.8 s, then 1 s): throttling, 5xx and failed connections get a few
+/// seconds in all, and the operation timeout bounds even that.
+const ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How far a failed attempt got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// The TLS handshake failed: a refused certificate stays refused.
+    Tls,
+    /// No connection was made (DNS, refused, connect timeout): nothing was sent.
+    Unsent,
+    /// The request may have left: it may have been acted on.
+    MaybeSent,
+}
+
+/// Each error in `err`'s chain, stepping into the error an `io::Error` wraps
+/// (its `source()` skips it), which is where rustls puts its own.
+fn chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| {
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        }
+    })
+}
+
+fn reach(err: &(dyn std::error::Error + 'static)) -> Reach {
+    if chain(err).any(|e| e.is::<rustls::Error>()) {
+        return Reach::Tls;
+    }
+    // The connector (TCP, then TLS) runs inside hyper-util's client, which marks
+    // its failures as `Connect`; anything else happened with a connection up.
+    let connect = chain(err).any(|e| {
+        e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+    });
+    if connect {
+        Reach::Unsent
+    } else {
+        Reach::MaybeSent
+    }
+}
+
+/// Runs after the SDK's own classifiers (which retry throttling, 5xx, I/O
+/// errors, timeouts and answers that broke off) and forbids what must not be
+/// repeated: a failed TLS handshake, and — for a request carrying a one-time
+/// code — any failure after the request may have left. A throttled or 5xx
+/// answer is an error STS gave before taking the code, so that code may go again.
+#[derive(Debug)]
+struct NoBlindRetry {
+    carries_code: bool,
+}
+
+impl ClassifyRetry for NoBlindRetry {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let reached = match err.as_connector_error() {
+            Some(e) => reach(e),
+            None if err.is_response_error() => Reach::MaybeSent,
+            None => return RetryAction::NoActionIndicated,
+        };
+        match reached {
+            Reach::Tls => RetryAction::RetryForbidden,
+            Reach::MaybeSent if self.carries_code => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "awsmfa: no retry after a TLS failure or a possibly used MFA code"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// `err` and every error under it, one line; a cause an error already
+/// quotes in its own text is not repeated.
+fn describe_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut why = err.to_string();
+    for e in chain(err).skip(1) {
+        let text = e.to_string();
+        if !why.contains(&text) {
+            why = format!("{why}: {text}");
+        }
+    }
+    why
+}
+
+fn classify<E>(err: SdkError<E, HttpResponse>, carries_code: bool) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
+    let why = describe_chain(&err);
     match &err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            let mut why = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(s) = source {
-                why = format!("{why}: {s}");
-                source = s.source();
+        SdkError::DispatchFailure(failure) => {
+            match failure
+                .as_connector_error()
+                .map(|e| (reach(e), e.is_timeout()))
+            {
+                Some((Reach::MaybeSent, true)) => Error::Unreachable(format!(
+                    "no answer within {}s ({why})",
+                    READ_TIMEOUT.as_secs()
+                )),
+                Some((Reach::MaybeSent, false)) if carries_code => Error::CodeSpent(why),
+                _ => Error::Unreachable(why),
             }
-            Error::Unreachable(why)
         }
-        _ => {
-            let code = err.code().unwrap_or("Unknown").to_string();
+        SdkError::TimeoutError(_) => Error::Unreachable(format!(
+            "no answer within {}s ({why})",
+            OPERATION_TIMEOUT.as_secs()
+        )),
+        // The answer broke off: STS may have acted on the request.
+        SdkError::ResponseError(_) if carries_code => Error::CodeSpent(why),
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
             let message = err.message().unwrap_or("").trim().to_string();
+            let Some(code) = err.code() else {
+                return match status {
+                    // A success STS sent but we cannot read: the code was used.
+                    200..=299 if carries_code => {
+                        Error::CodeSpent(format!("an unreadable answer: {why}"))
+                    }
+                    _ if retried_status(status) => Error::Unavailable {
+                        code: format!("HTTP {status}"),
+                        message: why,
+                    },
+                    _ => Error::Unreachable(format!("unexpected answer (HTTP {status}): {why}")),
+                };
+            };
             // "…unable to validate MFA code. Please verify your MFA serial number is
             // valid…" is about the device, not the code: asking again cannot help.
             if code == "AccessDenied"
@@ -163,13 +309,30 @@ where
                 && !message.contains("serial number")
             {
                 Error::WrongMfa
-            } else if err.code().is_none() {
-                Error::Unreachable(format!("unexpected answer: {err}"))
+            } else if retried_status(status) || retried_code(code) {
+                Error::Unavailable {
+                    code: code.to_string(),
+                    message,
+                }
             } else {
-                Error::Rejected { code, message }
+                Error::Rejected {
+                    code: code.to_string(),
+                    message,
+                }
             }
         }
+        _ => Error::Unreachable(format!("unexpected answer: {why}")),
     }
+}
+
+/// The answers the SDK's classifiers retry: these statuses, and these codes.
+fn retried_status(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504)
+}
+
+fn retried_code(code: &str) -> bool {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code)
 }
 
 /// Whether the platform has any root certificate (SSL_CERT_FILE / SSL_CERT_DIR,
@@ -182,7 +345,12 @@ fn platform_has_roots() -> bool {
     *FOUND.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
 }
 
-fn client(endpoint: &Endpoint, creds: Credentials) -> anyhow::Result<aws_sdk_sts::Client> {
+/// `carries_code`: the request holds a one-time MFA code (see [`NoBlindRetry`]).
+fn client(
+    endpoint: &Endpoint,
+    creds: Credentials,
+    carries_code: bool,
+) -> anyhow::Result<aws_sdk_sts::Client> {
     let mut config = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(endpoint.region.clone()))
@@ -190,12 +358,18 @@ fn client(endpoint: &Endpoint, creds: Credentials) -> anyhow::Result<aws_sdk_sts
         // Bounded everywhere: an unreachable endpoint must end in seconds, not hang.
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .read_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(15))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(ATTEMPTS)
+                .with_initial_backoff(FIRST_BACKOFF)
+                .with_max_backoff(MAX_BACKOFF),
+        )
+        .retry_classifier(NoBlindRetry { carries_code })
         .http_client(
             aws_smithy_http_client::Builder::new()
                 .tls_provider(tls::Provider::Rustls(
@@ -251,7 +425,7 @@ pub fn get_session_token(
         None,
         "awsmfa",
     );
-    let client = client(endpoint, creds)?;
+    let client = client(endpoint, creds, true)?;
     block_on(async {
         client
             .get_session_token()
@@ -260,7 +434,7 @@ pub fn get_session_token(
             .duration_seconds(i32::try_from(duration.as_secs()).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(classify)
+            .map_err(|e| classify(e, true))
             .and_then(|out| into_creds(out.credentials()))
     })
 }
@@ -284,7 +458,7 @@ pub fn assume_role(
         None,
         "awsmfa",
     );
-    let client = client(endpoint, creds)?;
+    let client = client(endpoint, creds, false)?;
     block_on(async {
         client
             .assume_role()
@@ -294,7 +468,7 @@ pub fn assume_role(
             .duration_seconds(i32::try_from(role.duration.as_secs()).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(classify)
+            .map_err(|e| classify(e, false))
             .and_then(|out| into_creds(out.credentials()))
     })
 }

@@ -20,10 +20,27 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     })
 }
 
+/// 9999-12-31T23:59:59Z, the last instant RFC 3339 can write: an expiry past
+/// it comes from a corrupted file or a nonsensical lease, not from STS.
+pub const LATEST: u64 = 253_402_300_799;
+
+/// Whether `expiry` is an instant an expiry can be (see [`LATEST`]).
+pub fn plausible(expiry: u64) -> bool {
+    expiry <= LATEST
+}
+
+/// Now plus `secs`, when that is a [`plausible`] expiry.
+pub fn after(secs: u64) -> Option<u64> {
+    now().checked_add(secs).filter(|&t| plausible(t))
+}
+
 /// RFC 3339 in UTC with a `Z`, the form credential_process and
-/// `AWS_CREDENTIAL_EXPIRATION` consumers parse.
+/// `AWS_CREDENTIAL_EXPIRATION` consumers parse. An instant past [`LATEST`]
+/// is written as `LATEST`: humantime cannot write a five-digit year, and
+/// panics when asked to.
 pub fn rfc3339(epoch: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch.min(LATEST)))
+        .to_string()
 }
 
 /// Minutes left as the prompt shows them: `42m`, `2h05m`.
@@ -50,8 +67,20 @@ mod tests {
     }
 
     #[test]
+    fn absurd_instants_are_refused_not_overflowed() {
+        assert!(after(3600).is_some_and(|t| t > now()));
+        assert_eq!(after(u64::MAX), None);
+        assert_eq!(after(LATEST), None);
+        assert!(plausible(LATEST) && !plausible(LATEST + 1));
+    }
+
+    #[test]
     fn formats() {
         assert_eq!(rfc3339(1_779_000_000), "2026-05-17T06:40:00Z");
+        assert_eq!(rfc3339(LATEST), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(99_999_999_999_999), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+        assert!(short_left(u64::MAX).ends_with('m'));
         assert_eq!(short_left(42 * 60 + 59), "42m");
         assert_eq!(short_left(125 * 60), "2h05m");
     }

@@ -165,15 +165,6 @@ impl World {
     }
 }
 
-#[track_caller]
-fn assert_no_panic(out: &Output) {
-    assert!(
-        !out.stderr_str().contains("panicked"),
-        "awsmfa panicked\n{}",
-        out.dump()
-    );
-}
-
 /// The exact credential_process line for credentials the stub issued.
 fn expected_json(i: &Issued) -> String {
     format!(

@@ -10,8 +10,6 @@
 
 mod support;
 
-use std::process::Output;
-
 use support::*;
 
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -67,15 +65,6 @@ impl World {
     fn mfa_runs(&self) -> usize {
         self.mfa.runs()
     }
-}
-
-#[track_caller]
-fn assert_no_panic(out: &Output) {
-    assert!(
-        !out.stderr_str().contains("panicked"),
-        "awsmfa panicked\n{}",
-        out.dump()
-    );
 }
 
 /// Both minting commands fail with exit 1, a message naming `url`, `from` and

@@ -287,15 +287,6 @@ fn env_map(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[track_caller]
-fn assert_no_panic(out: &Output) {
-    assert!(
-        !out.stderr_str().contains("panicked"),
-        "awsmfa panicked\n{}",
-        out.dump()
-    );
-}
-
 /// Exit 1, no panic, nothing on stdout, every word on stderr; returns stderr.
 #[track_caller]
 fn fails_with(out: &Output, words: &[&str]) -> String {

@@ -86,6 +86,10 @@ pub fn doctor() -> anyhow::Result<()> {
             "state directory {}",
             paths::display(&paths::state_dir())
         )),
+        // An unsafe directory's message carries its own fix.
+        Err(e) if e.is::<state::UnsafeDir>() => {
+            r.fail(&format!("{e:#}"), "run the command it names")
+        }
         Err(e) => r.fail(&format!("{e:#}"), "make XDG_STATE_HOME writable"),
     }
 

@@ -22,14 +22,15 @@ const MARGIN: Duration = Duration::from_secs(1);
 pub struct Device {
     serial: String,
     last: Option<u64>,
-    _lock: Lock,
+    _lock: Option<Lock>,
 }
 
 impl Device {
     pub fn lock(serial: &str) -> anyhow::Result<Device> {
-        let lock = Lock::acquire(
+        let lock = Lock::acquire_if_writable(
             &state::totp_lock_file(serial),
             &format!("a session with the MFA device {serial}"),
+            "minting without it: another awsmfa minting on this device right now may use the same code",
         )?;
         // A record more than a step ahead means the clock was set back since:
         // honouring it would block the device for as long. STS judges codes

@@ -28,7 +28,7 @@ fn record(path: &Path) -> PathBuf {
 pub fn trust(file: &RootFile) -> Trust {
     // Bytes, not text: the path kept on the second line may be any bytes a
     // directory name can hold.
-    match std::fs::read(record(&file.path)) {
+    match state::read_nofollow(&record(&file.path)) {
         Ok(bytes) if bytes.split(|&b| b == b'\n').next() == Some(file.hash.as_bytes()) => {
             Trust::Allowed
         }

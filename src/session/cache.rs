@@ -78,7 +78,8 @@ impl Cache {
             }
         };
         let cached = match serde_json::from_str::<Cached>(blob.expose_secret()) {
-            Ok(c) if c.version == 1 && c.fingerprint == fp => c,
+            // An expiry past year 9999 is damage, and no consumer could be told it.
+            Ok(c) if c.version == 1 && c.fingerprint == fp && time::plausible(c.expiration) => c,
             _ => {
                 crate::log::warn(format_args!(
                     "discarding an unreadable cached session for {}",
@@ -89,7 +90,7 @@ impl Cache {
             }
         };
         let lifetime = cached.expiration.saturating_sub(cached.issued);
-        if cached.expiration <= time::now() + min_left(lifetime) {
+        if cached.expiration <= time::now().saturating_add(min_left(lifetime)) {
             crate::debug!("session for {}: expires too soon, not reused", plan.profile);
             return None;
         }
@@ -101,11 +102,20 @@ impl Cache {
         })
     }
 
-    /// Stores a freshly minted session; a no-op without a store.
+    /// Stores a freshly minted session; a no-op without a store. An error
+    /// means it is not cached; metadata that cannot be written only costs the
+    /// prompt its display, with a warning.
     pub(super) fn save(&self, plan: &Plan, fp: &str, creds: &Creds) -> anyhow::Result<()> {
         let Some(store) = &self.store else {
             return Ok(());
         };
+        if !time::plausible(creds.expiration) {
+            anyhow::bail!(
+                "the session for {} claims to expire after year 9999 (expiration {}), which no session does",
+                plan.profile,
+                creds.expiration
+            );
+        }
         let blob = SecretString::from(serde_json::to_string(&CachedRef {
             version: 1,
             fingerprint: fp,
@@ -121,23 +131,28 @@ impl Cache {
         {
             let _ = store.delete(&entry_name(&plan.profile, &old.fingerprint));
         }
-        store.set(&entry_name(&plan.profile, fp), &blob)?;
-        state::write_session(
-            &plan.profile,
-            &state::SessionMeta {
-                expiry: creds.expiration,
-                fingerprint: fp.to_string(),
-            },
-        )
+        store.set_with_expiry(&entry_name(&plan.profile, fp), &blob, creds.expiration)?;
+        let meta = state::SessionMeta {
+            expiry: creds.expiration,
+            fingerprint: fp.to_string(),
+        };
+        if let Err(e) = state::write_session(&plan.profile, &meta) {
+            // The next command finds the session in the keyring and writes this again.
+            crate::log::warn(format_args!(
+                "{e:#}\n  the session is cached, but `awsmfa prompt` and `list` will not show it until that directory is writable"
+            ));
+        }
+        Ok(())
     }
 }
 
 /// Held from the second look-up to the save, so that one process mints and
 /// the others find its session.
-pub(super) fn lock(plan: &Plan) -> anyhow::Result<Lock> {
-    Lock::acquire(
+pub(super) fn lock(plan: &Plan) -> anyhow::Result<Option<Lock>> {
+    Lock::acquire_if_writable(
         &state::lock_file(&plan.profile),
         &format!("a session for {}", plan.profile),
+        "minting without the lock: other awsmfa commands starting now may each ask for a code",
     )
 }
 

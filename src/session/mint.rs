@@ -55,15 +55,21 @@ pub(super) fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Cred
                 let answer =
                     sts::get_session_token(&plan.endpoint, &key, serial, &code.secret, *ttl)?;
                 if let Err(e) = &answer
-                    && e.is_bad_credential()
+                    && (e.is_bad_credential() || matches!(e, sts::Error::Unavailable { .. }))
                 {
-                    // STS refuses the key or signature before it looks at the
-                    // code: this step's code is still unused.
+                    // STS refuses the key or signature, and throttles, before it
+                    // looks at the code: this step's code is still unused.
                     device.restore(before);
                 }
                 match answer {
                     Ok(creds) => return Ok(creds),
-                    Err(sts::Error::WrongMfa) if attempt < mfa::MAX_ATTEMPTS => continue,
+                    // A code that may have reached STS is never sent again: the
+                    // next attempt waits for a fresh step (see mfa::step).
+                    Err(sts::Error::WrongMfa | sts::Error::CodeSpent(_))
+                        if attempt < mfa::MAX_ATTEMPTS =>
+                    {
+                        continue;
+                    }
                     Err(sts::Error::WrongMfa) => bail!(
                         "STS rejected the MFA code for {serial} {} times; check the device matches mfa_serial in [profile {}]",
                         mfa::MAX_ATTEMPTS,

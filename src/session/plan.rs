@@ -218,7 +218,11 @@ impl Plan {
     }
 
     /// A digest of every input that shapes the session. A change in any of them
-    /// (a new key, another MFA device, role or endpoint) misses the cache.
+    /// (a new key, another MFA device, role or endpoint) misses the cache. The
+    /// region does not shape one: STS sessions are valid in every region, and
+    /// with it here two shells with different `AWS_REGION`s would replace each
+    /// other's session, one MFA code each time. (An endpoint URL does: another
+    /// STS, another session.)
     pub fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
         self.feed(&mut h);
@@ -233,9 +237,9 @@ impl Plan {
             h.update(field.as_bytes());
             h.update([0]);
         };
-        put("v1");
+        // v2: the region left; v1 entries are simply not found again.
+        put("v2");
         put(&self.profile);
-        put(&self.endpoint.region);
         put(self.endpoint.url.as_deref().unwrap_or("-"));
         match &self.kind {
             Kind::Mfa {
@@ -283,4 +287,36 @@ fn bao_identity(settings: &Option<OpenBaoSettings>) -> String {
 
 fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(region: &str, url: Option<&str>) -> Plan {
+        Plan {
+            profile: "dev".into(),
+            region: Some(region.into()),
+            endpoint: Endpoint {
+                region: region.into(),
+                url: url.map(str::to_string),
+                origin: sts::Origin::Default,
+            },
+            kind: Kind::Vended {
+                path: "aws/dev".into(),
+                openbao: None,
+            },
+            lifetime_from: "the lease",
+        }
+    }
+
+    #[test]
+    fn the_endpoint_shapes_a_session_and_the_region_does_not() {
+        let fp = plan("eu-west-1", None).fingerprint();
+        assert_eq!(plan("us-west-2", None).fingerprint(), fp);
+        assert_ne!(
+            plan("eu-west-1", Some("https://sts.example")).fingerprint(),
+            fp
+        );
+    }
 }

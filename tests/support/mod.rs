@@ -33,9 +33,11 @@ pub use http::{HttpResponse, http_request, sts_request};
 pub use peers::{
     Moto, SecretService, aws_cli_v2, keyutils_available, require, require_all, venv_python,
 };
-pub use process::{OutputExt, Reaper, assert_code, assert_fail, assert_ok, run_with_timeout};
+pub use process::{
+    OutputExt, Reaper, assert_code, assert_fail, assert_no_panic, assert_ok, run_with_timeout,
+};
 pub use pty::{Pty, PtyOpts};
-pub use sts::{Issued, Recorded, StsStub, room_in_step, totp_at, totp_now};
+pub use sts::{Fault, Issued, Recorded, StsStub, room_in_step, totp_at, totp_now};
 
 /// The default budget for anything a test waits on: long enough for a loaded
 /// 2-core CI box, short enough that a hang is reported as a failure.

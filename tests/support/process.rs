@@ -173,6 +173,16 @@ impl OutputExt for Output {
     }
 }
 
+/// A Rust panic's message on stderr: awsmfa must fail with a message, never this.
+#[track_caller]
+pub fn assert_no_panic(out: &Output) {
+    assert!(
+        !out.stderr_str().contains("panicked"),
+        "awsmfa panicked\n{}",
+        out.dump()
+    );
+}
+
 #[track_caller]
 pub fn assert_ok(out: &Output) {
     assert!(out.status.success(), "expected success\n{}", out.dump());

@@ -1,6 +1,7 @@
 //! `StsStub`: a loopback STS speaking the awsQuery protocol the way the real
 //! service does, for what moto cannot do: check MFA codes and signatures,
-//! count calls, throttle, expire tokens, and answer slowly.
+//! count calls, throttle, expire tokens, answer slowly, and fail the way
+//! networks and overloaded services do ([`Fault`]).
 //!
 //! Requests are POST (or GET) `/` with form parameters; identity comes from the
 //! SigV4 `Authorization` header (`Credential=KEYID/…`) plus
@@ -8,9 +9,10 @@
 //! against the secret the stub knows for that key id (switch off with
 //! `verify_signatures(false)`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -48,7 +50,7 @@ pub struct Recorded {
     pub params: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
     /// The error code answered (`AccessDenied`, `Throttling`, …); `None` for
-    /// success or while still being answered.
+    /// success or while still being answered; `(no answer)` for a [`Fault::Stall`].
     pub error: Option<String>,
     pub at: SystemTime,
 }
@@ -60,6 +62,31 @@ impl Recorded {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A way the next request fails, queued with [`StsStub::fail_next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `500 InternalFailure` (or 503 `ServiceUnavailable`), answered before the
+    /// request is looked at: no code is used.
+    ServerError(u16),
+    /// The request is acted on (a valid code is used, credentials issued), then
+    /// the connection is reset instead of answered.
+    ResetAfterRequest,
+    /// The request is acted on and the answer starts, but the connection closes
+    /// halfway through the body its `Content-Length` announced.
+    Truncated,
+    /// The request is read and never answered: the connection stays open until
+    /// the stub stops (or after `TIMEOUT`).
+    Stall,
+}
+
+/// What `serve` does with an answer.
+enum Delivery {
+    Whole,
+    Reset,
+    Truncated,
+    Stall,
 }
 
 /// Credentials the stub handed out.
@@ -106,6 +133,7 @@ struct State {
     session_lifetime: Option<Duration>,
     reject_reused: bool,
     throttle: usize,
+    faults: VecDeque<Fault>,
     delay: Duration,
     verify_signatures: bool,
     require_mfa: bool,
@@ -175,6 +203,7 @@ impl StsStub {
                 session_lifetime: None,
                 reject_reused: true,
                 throttle: 0,
+                faults: VecDeque::new(),
                 delay: Duration::ZERO,
                 verify_signatures: true,
                 require_mfa: true,
@@ -269,6 +298,13 @@ impl StsStub {
     /// retries throttling by itself (3 attempts in standard mode).
     pub fn throttle_next(&self, n: usize) -> &Self {
         self.inner.lock().throttle = n;
+        self
+    }
+
+    /// The next requests, one fault each, in order (after any `throttle_next`,
+    /// which applies inside the answer: a queued fault comes first).
+    pub fn fail_next(&self, faults: &[Fault]) -> &Self {
+        self.inner.lock().faults.extend(faults.iter().copied());
         self
     }
 
@@ -489,12 +525,26 @@ fn serve(inner: &Inner, mut stream: TcpStream) {
     let keep_going = || !inner.shutdown.load(Ordering::SeqCst);
     let mut buf = Vec::new();
     while let Ok(Some(req)) = read_request(&mut stream, &mut buf, &keep_going) {
-        let (status, body) = answer(inner, &req);
-        let close = req.wants_close() || !keep_going();
+        let (status, body, delivery) = answer(inner, &req);
+        match delivery {
+            Delivery::Whole | Delivery::Truncated => {}
+            Delivery::Reset => return reset(stream),
+            Delivery::Stall => {
+                let deadline = Instant::now() + super::TIMEOUT;
+                while keep_going() && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                break;
+            }
+        }
+        let truncated = matches!(delivery, Delivery::Truncated);
+        let close = req.wants_close() || !keep_going() || truncated;
         let reason = match status {
             200 => "OK",
             400 => "Bad Request",
             403 => "Forbidden",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
             _ => "Error",
         };
         let request_id = xml_text_or(&body, "RequestId");
@@ -504,6 +554,12 @@ fn serve(inner: &Inner, mut stream: TcpStream) {
             super::http_date(SystemTime::now()),
             if close { "Connection: close\r\n" } else { "" },
         );
+        // Truncated: the head promises the whole body, half of it comes.
+        let body = if truncated {
+            &body[..body.len() / 2]
+        } else {
+            &body[..]
+        };
         let sent = stream
             .write_all(head.as_bytes())
             .and_then(|()| stream.write_all(body.as_bytes()));
@@ -512,6 +568,25 @@ fn serve(inner: &Inner, mut stream: TcpStream) {
         }
     }
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Closes with an RST rather than a FIN: SO_LINGER on, zero seconds.
+fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a live local.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::from_ref(&linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(stream);
 }
 
 fn xml_text_or(body: &str, tag: &str) -> String {
@@ -530,8 +605,9 @@ fn request_id() -> String {
     )
 }
 
-/// Parses, records, and answers one request: (HTTP status, XML body).
-fn answer(inner: &Inner, req: &Request) -> (u16, String) {
+/// Parses, records, and answers one request: (HTTP status, XML body, and how
+/// the queued fault, if any, wants it delivered).
+fn answer(inner: &Inner, req: &Request) -> (u16, String, Delivery) {
     let query = req.target.split_once('?').map_or("", |(_, q)| q);
     let mut params = parse_form(query);
     let is_form = req
@@ -564,21 +640,49 @@ fn answer(inner: &Inner, req: &Request) -> (u16, String) {
         error: None,
         at: SystemTime::now(),
     };
-    let delay = {
+    let (delay, fault) = {
         let mut st = inner.lock();
         rec.seq = st.next_seq;
         st.next_seq += 1;
         st.requests.push(rec.clone());
-        st.delay
+        (st.delay, st.faults.pop_front())
     };
     if !delay.is_zero() {
         thread::sleep(delay);
     }
     let rid = request_id();
     let mut st = inner.lock();
-    let result = handle(&mut st, req, &rec, auth.as_ref(), &rid);
+    let (result, delivery) = match fault {
+        None => (
+            handle(&mut st, req, &rec, auth.as_ref(), &rid),
+            Delivery::Whole,
+        ),
+        Some(Fault::ServerError(status)) => {
+            let code = if status == 503 {
+                "ServiceUnavailable"
+            } else {
+                "InternalFailure"
+            };
+            let message = "The request processing has failed because of an unknown error.";
+            (Err(err(status, code, message)), Delivery::Whole)
+        }
+        Some(Fault::Stall) => {
+            if let Some(r) = st.requests.iter_mut().rev().find(|r| r.seq == rec.seq) {
+                r.error = Some("(no answer)".into());
+            }
+            return (0, String::new(), Delivery::Stall);
+        }
+        Some(Fault::ResetAfterRequest) => (
+            handle(&mut st, req, &rec, auth.as_ref(), &rid),
+            Delivery::Reset,
+        ),
+        Some(Fault::Truncated) => (
+            handle(&mut st, req, &rec, auth.as_ref(), &rid),
+            Delivery::Truncated,
+        ),
+    };
     match result {
-        Ok(body) => (200, body),
+        Ok(body) => (200, body, delivery),
         Err(e) => {
             // By seq, not index: `clear_log` may have run meanwhile.
             if let Some(r) = st.requests.iter_mut().rev().find(|r| r.seq == rec.seq) {
@@ -589,7 +693,7 @@ fn answer(inner: &Inner, req: &Request) -> (u16, String) {
                 e.code,
                 xml_escape(&e.message)
             );
-            (e.status, body)
+            (e.status, body, delivery)
         }
     }
 }
