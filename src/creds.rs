@@ -1,6 +1,8 @@
 //! The credential types and the AWS variable names that carry them: the leaf of
 //! the module graph. Everything may use it; it uses nothing of awsmfa's.
 
+use std::path::PathBuf;
+
 use secrecy::SecretString;
 
 /// A long-lived IAM access key: fetched for a mint, never stored by awsmfa
@@ -32,4 +34,26 @@ pub const CREDENTIAL_VARS: &[&str] = &[
     "AWS_DEFAULT_PROFILE",
     "AWS_PROFILE",
     "AWS_SDK_LOAD_CONFIG",
+];
+
+/// Where a child fetches its credentials under `exec --server`: the loopback
+/// container-credentials endpoint, and the token every request must carry.
+pub struct ContainerEndpoint {
+    /// `http://127.0.0.1:PORT/PATH`, for `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+    pub url: String,
+    /// A 0600 file holding the token, for `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`.
+    pub token_file: PathBuf,
+    /// The token itself, for SDKs that read only `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
+    pub token: SecretString,
+}
+
+/// The container-credentials settings. Removed wherever a session is
+/// injected (a stale endpoint must not outlive the server that answered it),
+/// set only by `exec --server`. The relative URI is ECS's and wins over the
+/// full one in botocore.
+pub const CONTAINER_VARS: &[&str] = &[
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];

@@ -18,6 +18,7 @@ pub mod openbao;
 pub mod paths;
 pub mod remote;
 pub mod roots;
+pub mod server;
 pub mod session;
 pub mod shell;
 pub mod state;

@@ -34,8 +34,12 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = e.downcast_ref::<Exit>().map_or(1, |x| x.code);
-            log::error(format_args!("{e:#}"));
+            let exit = e.downcast_ref::<Exit>();
+            let code = exit.map_or(1, |x| x.code);
+            // A command's own exit status (`exec --server`) carries no message.
+            if exit.is_none_or(|x| !x.message.is_empty()) {
+                log::error(format_args!("{e:#}"));
+            }
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }

@@ -56,7 +56,11 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
         None => cmd.stdin(Stdio::null()),
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    for var in crate::creds::CREDENTIAL_VARS.iter().chain(WITHHELD) {
+    for var in crate::creds::CREDENTIAL_VARS
+        .iter()
+        .chain(crate::creds::CONTAINER_VARS)
+        .chain(WITHHELD)
+    {
         cmd.env_remove(var);
     }
     let mut child = cmd

@@ -453,7 +453,8 @@ fn symbolic_links_in_the_state_directory_are_not_followed() {
     let before = fs::read_to_string(&decoy).expect("decoy");
     assert_ok(&w.env.run(["clear", "dev"]));
     std::os::unix::fs::symlink(&decoy, &meta).expect("symlink again");
-    w.fresh_code_per_run();
+    // Not about MFA: a second mint without waiting out the step.
+    as_if_a_step_passed(&w.env, &w.stub);
     assert_ok(&w.cp().0);
     assert_eq!(w.stub.successes("GetSessionToken"), 2);
     assert_eq!(fs::read_to_string(&decoy).expect("decoy"), before);
@@ -584,7 +585,7 @@ fn an_absurd_expiry_in_the_keyring_entry_is_discarded() {
     blob["Expiration"] = Value::from(99_999_999_999_999_u64);
     w.keyctl("pupdate", &id, Some(blob.to_string().as_bytes()));
 
-    w.fresh_code_per_run();
+    as_if_a_step_passed(&w.env, &w.stub);
     let out = w.exec_sees_a_real_expiry();
     assert_says(&out, &["discarding an unreadable cached session for dev"]);
     assert_eq!(w.stub.successes("GetSessionToken"), 2);

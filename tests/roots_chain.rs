@@ -1342,14 +1342,16 @@ const HANDOVER_FD: i32 = 5;
 
 fn handover_payload(nonce: &str, profile: &str, expiration: u64) -> Vec<u8> {
     serde_json::json!({
-        "v": 1,
+        "v": 2,
         "nonce": nonce,
         "profile": profile,
         "region": "eu-west-3",
-        "access_key_id": HANDED_KEY_ID,
-        "secret_access_key": HANDED_SECRET,
-        "session_token": HANDED_TOKEN,
-        "expiration": expiration,
+        "session": {"creds": {
+            "access_key_id": HANDED_KEY_ID,
+            "secret_access_key": HANDED_SECRET,
+            "session_token": HANDED_TOKEN,
+            "expiration": expiration,
+        }},
     })
     .to_string()
     .into_bytes()

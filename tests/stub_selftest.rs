@@ -355,6 +355,52 @@ fn session_lifetime_expires_sessions() {
 }
 
 #[test]
+fn role_session_lifetime_shortens_roles_only() {
+    let stub = stub();
+    stub.role_session_lifetime(Some(Duration::from_secs(2)));
+    assert_eq!(get_session_token(&stub, &totp_now(SEED)).status, 200);
+    let left = |i: &Issued| {
+        i.expiration
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+    };
+    let signed_by = |i: &Issued, params: &[(&str, &str)]| {
+        let token = Some(i.session_token.as_str());
+        sts_request(
+            &stub.url(),
+            &i.access_key_id,
+            &i.secret_access_key,
+            token,
+            params,
+        )
+    };
+    let mfa = stub.last_issued().unwrap();
+    assert!(left(&mfa) > Duration::from_secs(3500), "{:?}", left(&mfa));
+    let r = signed_by(
+        &mfa,
+        &[
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", ROLE),
+            ("RoleSessionName", "short"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let role = stub.last_issued().unwrap();
+    assert_eq!(role.action, "AssumeRole");
+    assert!(left(&role) <= Duration::from_secs(2), "{:?}", left(&role));
+    thread::sleep(left(&role) + Duration::from_millis(100));
+    let identity = [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")];
+    let r = signed_by(&role, &identity);
+    assert_eq!(
+        (r.status, r.xml("Code").unwrap().as_str()),
+        (400, "ExpiredToken")
+    );
+    // The MFA session it came from lives on.
+    assert_eq!(signed_by(&mfa, &identity).status, 200);
+}
+
+#[test]
 fn throttling_and_counting() {
     let stub = stub();
     stub.throttle_next(2);

@@ -5,6 +5,7 @@ mod doctor;
 mod keys;
 mod list;
 mod run;
+mod serve;
 mod status;
 mod trust;
 

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -140,8 +140,19 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
     };
     let plan = Plan::resolve(&cfg, &profile, duration)?;
     let creds = session::get_for(&plan, cfg.settings.refresh_before, min_remaining.as_ref())?;
+    // The command line, then the root, then the profile: the nearer the
+    // setting, the more it knows about the command.
+    let serve = args
+        .server
+        .or(root.and_then(|f| f.root.server))
+        .or_else(|| cfg.settings.profile(&profile).and_then(|s| s.server))
+        .unwrap_or(false);
+    let chain = secrets.zip(manager);
+    if serve {
+        return super::serve::exec(plan, cfg.settings.refresh_before, creds, chain, args.argv);
+    }
 
-    let (Some(secrets), Some(manager)) = (secrets, manager) else {
+    let Some((secrets, manager)) = chain else {
         let mut cmd = exec::command(args.argv);
         exec::child_env(&mut cmd, &profile, plan.region.as_deref(), &creds);
         drop(creds);
@@ -155,15 +166,7 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
     // config sets.
     let handover = exec::send_handover(&profile, plan.region.as_deref(), &creds)?;
     drop(creds);
-    let mut cmd = Command::new(manager);
-    cmd.args(manager_args(secrets));
-    cmd.arg("--")
-        .arg(std::env::current_exe().context("cannot find the awsmfa binary")?)
-        .args(["exec", &profile, "--chained", &handover.arg, "--"])
-        .args(args.argv);
-    for var in exec::CREDENTIAL_VARS {
-        cmd.env_remove(var);
-    }
+    let cmd = manager_command(&manager, secrets, &profile, &handover.arg, args.argv)?;
     crate::debug!("running under {} for {profile}", secrets.describe());
     let err = exec::replace_with(cmd);
     // Open until here: the manager inherits it through the exec.
@@ -171,14 +174,39 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<()> {
     Err(err)
 }
 
+/// `MANAGER run … -- awsmfa exec PROFILE --chained HANDOVER -- CMD`, with no
+/// credential variable in the manager's environment.
+pub(super) fn manager_command(
+    manager: &Path,
+    secrets: &SecretsManager,
+    profile: &str,
+    handover: &str,
+    argv: &[OsString],
+) -> anyhow::Result<Command> {
+    let mut cmd = Command::new(manager);
+    cmd.args(manager_args(secrets));
+    cmd.arg("--")
+        .arg(std::env::current_exe().context("cannot find the awsmfa binary")?)
+        .args(["exec", profile, "--chained", handover, "--"])
+        .args(argv);
+    for var in exec::CREDENTIAL_VARS
+        .iter()
+        .chain(crate::creds::CONTAINER_VARS)
+    {
+        cmd.env_remove(var);
+    }
+    Ok(cmd)
+}
+
 /// The awsmfa that Doppler or Infisical runs: it takes the session the outer
 /// awsmfa handed over and reads no configuration, variable, keyring or
 /// endpoint to get one; the manager's variables are only the command's.
 fn exec_innermost(args: &ExecArgs, handover: &str) -> anyhow::Result<()> {
     let profile = args.profile.context("--chained needs a profile")?;
-    let exec::Received { region, creds } = exec::receive_handover(handover, profile)?;
+    let exec::Received { region, session } = exec::receive_handover(handover, profile)?;
     let shadowed: Vec<&str> = exec::CREDENTIAL_VARS
         .iter()
+        .chain(crate::creds::CONTAINER_VARS)
         .copied()
         .filter(|v| std::env::var_os(v).is_some())
         .collect();
@@ -189,8 +217,16 @@ fn exec_innermost(args: &ExecArgs, handover: &str) -> anyhow::Result<()> {
         ));
     }
     let mut cmd = exec::command(args.argv);
-    exec::child_env(&mut cmd, profile, region.as_deref(), &creds);
-    drop(creds);
+    match session {
+        exec::Handed::Creds(creds) => {
+            exec::child_env(&mut cmd, profile, region.as_deref(), &creds);
+        }
+        // The outer awsmfa serves it for as long as the command runs: this one
+        // passes the endpoint on and starts no server of its own.
+        exec::Handed::Endpoint(endpoint) => {
+            exec::endpoint_env(&mut cmd, profile, region.as_deref(), &endpoint);
+        }
+    }
     Err(exec::replace_with(cmd))
 }
 

@@ -9,20 +9,25 @@
 //! session: the outer one writes the session it holds into a pipe that the
 //! manager inherits and passes on, and the inner one takes it from there. The
 //! nonce, also in the inner command line, ties the payload to this invocation.
+//! Under `exec --server` the payload is the outer awsmfa's endpoint (URL,
+//! token file, token) instead of credentials: one server, in the outer awsmfa.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::creds::Creds;
+use crate::creds::{ContainerEndpoint, Creds};
 use crate::time;
 
-const VERSION: u32 = 1;
+/// 2: the session became one of two kinds, credentials or (`exec --server`)
+/// the endpoint that serves them.
+const VERSION: u32 = 2;
 
 /// Several times what a payload takes (STS session tokens stay well under
 /// 2 KiB), and no more than the smallest pipe buffer it must fit in without a
@@ -42,10 +47,23 @@ struct PayloadRef<'a> {
     nonce: &'a str,
     profile: &'a str,
     region: Option<&'a str>,
-    access_key_id: &'a str,
-    secret_access_key: &'a str,
-    session_token: &'a str,
-    expiration: u64,
+    session: SessionRef<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum SessionRef<'a> {
+    Creds {
+        access_key_id: &'a str,
+        secret_access_key: &'a str,
+        session_token: &'a str,
+        expiration: u64,
+    },
+    Endpoint {
+        url: &'a str,
+        token_file: &'a std::path::Path,
+        token: &'a str,
+    },
 }
 
 #[derive(Deserialize)]
@@ -55,10 +73,23 @@ struct Payload {
     nonce: String,
     profile: String,
     region: Option<String>,
-    access_key_id: String,
-    secret_access_key: SecretString,
-    session_token: SecretString,
-    expiration: u64,
+    session: Session,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum Session {
+    Creds {
+        access_key_id: String,
+        secret_access_key: SecretString,
+        session_token: SecretString,
+        expiration: u64,
+    },
+    Endpoint {
+        url: String,
+        token_file: PathBuf,
+        token: SecretString,
+    },
 }
 
 /// What is left to read of a payload that is not this version's: enough to
@@ -76,6 +107,35 @@ pub struct Sent {
 }
 
 pub fn send(profile: &str, region: Option<&str>, creds: &Creds) -> anyhow::Result<Sent> {
+    let session = SessionRef::Creds {
+        access_key_id: &creds.access_key_id,
+        secret_access_key: creds.secret_access_key.expose_secret(),
+        session_token: creds.session_token.expose_secret(),
+        expiration: creds.expiration,
+    };
+    send_session(profile, region, session)
+}
+
+/// The same for `exec --server`: the inner awsmfa passes the endpoint on to
+/// the command, and never starts a server of its own.
+pub fn send_endpoint(
+    profile: &str,
+    region: Option<&str>,
+    endpoint: &ContainerEndpoint,
+) -> anyhow::Result<Sent> {
+    let session = SessionRef::Endpoint {
+        url: &endpoint.url,
+        token_file: &endpoint.token_file,
+        token: endpoint.token.expose_secret(),
+    };
+    send_session(profile, region, session)
+}
+
+fn send_session(
+    profile: &str,
+    region: Option<&str>,
+    session: SessionRef<'_>,
+) -> anyhow::Result<Sent> {
     let nonce = nonce()?;
     // Room for the whole payload up front: serde never reallocates, so no
     // partial copy of a secret is left behind in freed memory.
@@ -87,10 +147,7 @@ pub fn send(profile: &str, region: Option<&str>, creds: &Creds) -> anyhow::Resul
             nonce: &nonce,
             profile,
             region,
-            access_key_id: &creds.access_key_id,
-            secret_access_key: creds.secret_access_key.expose_secret(),
-            session_token: creds.session_token.expose_secret(),
-            expiration: creds.expiration,
+            session,
         },
     )
     .context("cannot encode the session for the secrets manager's command")?;
@@ -138,7 +195,14 @@ pub fn send(profile: &str, region: Option<&str>, creds: &Creds) -> anyhow::Resul
 /// What the outer awsmfa handed over.
 pub struct Received {
     pub region: Option<String>,
-    pub creds: Creds,
+    pub session: Handed,
+}
+
+pub enum Handed {
+    /// For the command's environment.
+    Creds(Creds),
+    /// The outer awsmfa's `--server` endpoint, for the command to fetch from.
+    Endpoint(ContainerEndpoint),
 }
 
 /// The inner side: `arg` is `--chained`'s value, `profile` the command line's.
@@ -160,21 +224,54 @@ pub fn receive(arg: &str, profile: &str) -> anyhow::Result<Received> {
             payload.profile
         );
     }
-    if payload.expiration <= time::now() {
-        bail!(
-            "the session for {profile} handed over on fd {fd} expired at {}. Run the command \
-             again, which finds or mints a current one",
-            time::rfc3339(payload.expiration)
-        );
-    }
+    let session = match payload.session {
+        Session::Creds {
+            access_key_id,
+            secret_access_key,
+            session_token,
+            expiration,
+        } => {
+            if expiration <= time::now() {
+                bail!(
+                    "the session for {profile} handed over on fd {fd} expired at {}. Run the command \
+                     again, which finds or mints a current one",
+                    time::rfc3339(expiration)
+                );
+            }
+            Handed::Creds(Creds {
+                access_key_id,
+                secret_access_key,
+                session_token,
+                expiration,
+            })
+        }
+        Session::Endpoint {
+            url,
+            token_file,
+            token,
+        } => {
+            // What the outer awsmfa serves, and nothing an SDK would send a
+            // token anywhere else for.
+            let loopback = url
+                .strip_prefix("http://127.0.0.1:")
+                .is_some_and(|rest| rest.contains('/'));
+            let clean = |t: &str| !t.is_empty() && !t.chars().any(char::is_control);
+            if !loopback || !token_file.is_absolute() || !clean(token.expose_secret()) {
+                bail!(
+                    "the endpoint handed over on fd {fd} is not one the outer awsmfa serves (a \
+                     loopback URL, an absolute token file, a token): refusing it. {ADVICE}"
+                );
+            }
+            Handed::Endpoint(ContainerEndpoint {
+                url,
+                token_file,
+                token,
+            })
+        }
+    };
     Ok(Received {
         region: payload.region,
-        creds: Creds {
-            access_key_id: payload.access_key_id,
-            secret_access_key: payload.secret_access_key,
-            session_token: payload.session_token,
-            expiration: payload.expiration,
-        },
+        session,
     })
 }
 
@@ -384,12 +481,32 @@ mod tests {
         let arg = sent("tf-a");
         let got = receive(&arg, "tf-a").expect("receive");
         assert_eq!(got.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(got.creds.access_key_id, "ASIAHANDOVERTEST0000");
-        assert_eq!(
-            got.creds.secret_access_key.expose_secret(),
-            "handover/secret"
-        );
-        assert_eq!(got.creds.session_token.expose_secret(), "handover-token");
+        let Handed::Creds(creds) = got.session else {
+            panic!("credentials were sent")
+        };
+        assert_eq!(creds.access_key_id, "ASIAHANDOVERTEST0000");
+        assert_eq!(creds.secret_access_key.expose_secret(), "handover/secret");
+        assert_eq!(creds.session_token.expose_secret(), "handover-token");
+    }
+
+    #[test]
+    fn an_endpoint_is_sent_and_received() {
+        let endpoint = ContainerEndpoint {
+            url: "http://127.0.0.1:4321/abc".into(),
+            token_file: "/run/user/1000/awsmfa/t".into(),
+            token: "tok".into(),
+        };
+        let Sent { _read, arg } =
+            send_endpoint("tf-a", None, &endpoint).expect("send the endpoint");
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(_read);
+        let got = receive(&arg, "tf-a").expect("receive");
+        assert_eq!(got.region, None);
+        let Handed::Endpoint(e) = got.session else {
+            panic!("an endpoint was sent")
+        };
+        assert_eq!(e.url, endpoint.url);
+        assert_eq!(e.token_file, endpoint.token_file);
+        assert_eq!(e.token.expose_secret(), "tok");
     }
 
     #[test]

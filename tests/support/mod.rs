@@ -70,6 +70,27 @@ pub fn mfa_device(profile: &str) -> String {
     format!("arn:aws:iam::123456789012:mfa/{profile}")
 }
 
+/// The start of most test worlds: the kernel keyring and oathtool present,
+/// a stub that knows the user `key_id`/`secret` and the MFA device `serial`
+/// (TOTP seed `base32_seed`), and an Env pointed at it. `None`, after a SKIP
+/// line (or a panic under AWSMFA_REQUIRE_ALL=1), when a component is missing.
+pub fn stub_and_env(
+    key_id: &str,
+    secret: &str,
+    serial: &str,
+    base32_seed: &str,
+) -> Option<(StsStub, Env)> {
+    if !keyutils_available() {
+        return None;
+    }
+    require("oathtool (Debian package oathtool)", which("oathtool"))?;
+    let stub = StsStub::start();
+    stub.add_user(key_id, secret).add_mfa(serial, base32_seed);
+    let mut env = Env::new();
+    env.set_sts_endpoint(&stub.url());
+    Some((stub, env))
+}
+
 /// A long-lived key made up for one test: '/' and '+' like real secrets, and a
 /// `LONGLIVED` marker that is easy to scan for.
 pub struct Key {

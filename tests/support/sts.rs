@@ -131,6 +131,7 @@ struct State {
     sessions: HashMap<String, Session>,
     used_codes: HashSet<(String, String)>,
     session_lifetime: Option<Duration>,
+    role_session_lifetime: Option<Duration>,
     reject_reused: bool,
     throttle: usize,
     faults: VecDeque<Fault>,
@@ -201,6 +202,7 @@ impl StsStub {
                 sessions: HashMap::new(),
                 used_codes: HashSet::new(),
                 session_lifetime: None,
+                role_session_lifetime: None,
                 reject_reused: true,
                 throttle: 0,
                 faults: VecDeque::new(),
@@ -284,6 +286,14 @@ impl StsStub {
     /// Expired sessions are refused with `ExpiredToken`, as real STS does.
     pub fn session_lifetime(&self, lifetime: Option<Duration>) -> &Self {
         self.inner.lock().session_lifetime = lifetime;
+        self
+    }
+
+    /// Like `session_lifetime`, for AssumeRole alone (and winning over it
+    /// there): role sessions that end in seconds under an MFA session that
+    /// lasts, the way STS caps chained roles at an hour under a 12 h session.
+    pub fn role_session_lifetime(&self, lifetime: Option<Duration>) -> &Self {
+        self.inner.lock().role_session_lifetime = lifetime;
         self
     }
 
@@ -989,7 +999,11 @@ fn issue(
     let access_key_id = format!("ASIASTUB{}", random_hex(6).to_ascii_uppercase());
     let secret = format!("stubsecret{}", random_hex(15));
     let token = format!("stubtoken{}", random_hex(96));
-    let lifetime = st.session_lifetime.unwrap_or(Duration::from_secs(duration));
+    let fixed = match action {
+        "AssumeRole" => st.role_session_lifetime.or(st.session_lifetime),
+        _ => st.session_lifetime,
+    };
+    let lifetime = fixed.unwrap_or(Duration::from_secs(duration));
     // Whole seconds, as STS sends them, so `expiration` equals what was sent.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
