@@ -263,7 +263,9 @@ fn a_truncated_answer_does_not_resend_the_code() {
 /// never sending the same code twice. The new code is the next step's, so the
 /// retry waits out the one that was used (at most one step, ~31 s).
 fn does_not_resend_the_code(fault: Fault) {
-    let Some(w) = World::new() else { return };
+    let Some(mut w) = World::new() else { return };
+    // The retry waits out the step the first code used: up to ~31 s.
+    w.env.set_timeout(Duration::from_secs(60));
     w.fresh_code_per_run();
     w.stub.fail_next(&[fault]);
     let (out, took) = w.cp();
