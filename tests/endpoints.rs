@@ -37,13 +37,9 @@ struct World {
 
 impl World {
     fn new() -> Option<World> {
-        if !keyutils_available() {
-            return None;
-        }
-        require("oathtool (Debian package oathtool)", which("oathtool"))?;
-        let stub = StsStub::start();
-        stub.add_user(KEY, SECRET).add_mfa(SERIAL, SEED);
-        let env = Env::new();
+        let (stub, mut env) = stub_and_env(KEY, SECRET, SERIAL, SEED)?;
+        // Each test says where STS is.
+        env.unset("AWS_ENDPOINT_URL_STS");
         let mfa = env.counting_mfa(SEED);
         let w = World { env, stub, mfa };
         w.write_config("", "");

@@ -41,16 +41,8 @@ impl World {
 
     /// `dev` with `extra` in its section; no key stored yet.
     fn bare(extra: &str) -> Option<World> {
-        if !keyutils_available() {
-            return None;
-        }
-        require("oathtool (Debian package oathtool)", which("oathtool"))?;
-        let stub = StsStub::start();
-        stub.add_user(KEY, SECRET)
-            .add_mfa(SERIAL, SEED)
-            .reject_reused_codes(true);
-        let mut env = Env::new();
-        env.set_sts_endpoint(&stub.url());
+        let (stub, env) = stub_and_env(KEY, SECRET, SERIAL, SEED)?;
+        stub.reject_reused_codes(true);
         let mfa = env.counting_mfa(SEED);
         env.write_aws_config(&format!(
             "[profile dev]\n{extra}mfa_serial = {SERIAL}\nmfa_process = {}\n",

@@ -306,29 +306,9 @@ fn make_root(env: &Env, tag: &str, n: u64, name: &[u8], profile: &str) -> Result
 
 // --- shells ----------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Zsh,
-    Bash,
-    Fish,
-}
+use support::shell::Kind;
 
 impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Zsh => "zsh",
-            Kind::Bash => "bash",
-            Kind::Fish => "fish",
-        }
-    }
-
-    fn binary(self) -> Option<PathBuf> {
-        require(
-            &format!("{} (Debian package {})", self.name(), self.name()),
-            which(self.name()),
-        )
-    }
-
     /// Flags for running a script file without any rc file.
     fn script_flags(self) -> &'static [&'static str] {
         match self {

@@ -29,30 +29,7 @@ const SESSION_SECS: u64 = 45 * 60;
 /// How long one command in a shell may take before the test fails.
 const T: Duration = TIMEOUT;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Zsh,
-    Bash,
-    Fish,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Zsh => "zsh",
-            Kind::Bash => "bash",
-            Kind::Fish => "fish",
-        }
-    }
-
-    /// The shell, or `None` after the skip/fail rule.
-    fn binary(self) -> Option<PathBuf> {
-        require(
-            &format!("{} (Debian package {})", self.name(), self.name()),
-            which(self.name()),
-        )
-    }
-}
+use support::shell::Kind;
 
 /// Single quotes that mean the same in all three shells (test paths hold no
 /// quote or backslash).

@@ -30,16 +30,8 @@ struct World {
 
 impl World {
     fn new() -> Option<World> {
-        if !keyutils_available() {
-            return None;
-        }
-        require("oathtool (Debian package oathtool)", which("oathtool"))?;
-        let stub = StsStub::start();
-        stub.add_user(KEY, SECRET)
-            .add_mfa(&mfa_device("dev"), SEED)
-            .add_mfa(&mfa_device("prod"), SEED);
-        let mut env = Env::new();
-        env.set_sts_endpoint(&stub.url());
+        let (stub, env) = stub_and_env(KEY, SECRET, &mfa_device("dev"), SEED)?;
+        stub.add_mfa(&mfa_device("prod"), SEED);
         let mfa = env.counting_mfa(SEED);
         let profile = |name: &str| {
             format!(

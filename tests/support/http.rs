@@ -479,7 +479,7 @@ fn serve_one(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Request>
 }
 
 /// Closes with RST instead of FIN: SO_LINGER on, with a zero timeout.
-fn reset(stream: TcpStream) {
+pub fn reset(stream: TcpStream) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,

@@ -18,6 +18,7 @@ pub mod http;
 pub mod peers;
 pub mod process;
 pub mod pty;
+pub mod shell;
 pub mod sigv4;
 pub mod sts;
 

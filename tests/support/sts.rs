@@ -538,7 +538,7 @@ fn serve(inner: &Inner, mut stream: TcpStream) {
         let (status, body, delivery) = answer(inner, &req);
         match delivery {
             Delivery::Whole | Delivery::Truncated => {}
-            Delivery::Reset => return reset(stream),
+            Delivery::Reset => return super::http::reset(stream),
             Delivery::Stall => {
                 let deadline = Instant::now() + super::TIMEOUT;
                 while keep_going() && Instant::now() < deadline {
@@ -578,25 +578,6 @@ fn serve(inner: &Inner, mut stream: TcpStream) {
         }
     }
     let _ = stream.shutdown(Shutdown::Both);
-}
-
-/// Closes with an RST rather than a FIN: SO_LINGER on, zero seconds.
-fn reset(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a live local.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::from_ref(&linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(stream);
 }
 
 fn xml_text_or(body: &str, tag: &str) -> String {
