@@ -99,8 +99,11 @@ pub fn read_session(profile: &str) -> Option<SessionMeta> {
     let bytes = read_nofollow(&session_file(profile)).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     let mut fields = text.split_whitespace();
+    // Written as plain decimal: a sign or a leading zero (which the shells'
+    // segments read as octal or refuse) is damage, and shown as such by both.
     let expiry = fields
-        .next()?
+        .next()
+        .filter(|e| e.bytes().all(|b| b.is_ascii_digit()) && !e.starts_with('0'))?
         .parse()
         .ok()
         .filter(|&e| time::plausible(e))?;

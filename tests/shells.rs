@@ -965,6 +965,66 @@ fn fish_prompt_segment() {
     prompt_segment(Kind::Fish);
 }
 
+/// The segment trusts only a plain file holding a sane expiry: a FIFO (which
+/// `read` would wait on forever), a symbolic link, a leading zero (octal to
+/// bash) or an overflowing number each show "no session", promptly and
+/// without an error on the terminal.
+fn prompt_ignores_what_is_not_a_session(kind: Kind) {
+    let Some(w) = World::new() else { return };
+    let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
+        return;
+    };
+    let sessions = w.env.state_home.join("awsmfa/sessions");
+    fs::create_dir_all(&sessions).expect("sessions dir");
+    let file = sessions.join("tf-proxmox");
+    let decoy = w.env.root.join("decoy");
+    fs::write(&decoy, "9999999999 fingerprint\n").expect("decoy");
+    sh.cd(&w.proxmox);
+    let plants = [
+        ("a FIFO", None),
+        ("a symbolic link", None),
+        ("a leading zero", Some("09999999999 fingerprint\n")),
+        (
+            "an overflowing expiry",
+            Some("99999999999999999999999 fingerprint\n"),
+        ),
+    ];
+    for (what, text) in plants {
+        let _ = fs::remove_file(&file);
+        match text {
+            Some(text) => fs::write(&file, text).expect("write"),
+            None if what == "a FIFO" => {
+                let made = std::process::Command::new("mkfifo").arg(&file).status();
+                assert!(made.expect("mkfifo").success());
+            }
+            None => std::os::unix::fs::symlink(&decoy, &file).expect("symlink"),
+        }
+        // `run` fails the test if no prompt comes back within its limit.
+        let shown = sh.run("true");
+        let after = shown.rsplit("SYNC-").next().unwrap_or_default();
+        for noise in ["error", "too great", "truncated", "awsmfa"] {
+            assert!(!after.contains(noise), "{what}: {noise:?} in {after:?}");
+        }
+        assert_eq!(sh.segment(), "tf-proxmox ·", "{what}");
+        assert_eq!(sh.capture("awsmfa prompt"), "tf-proxmox ·\n", "{what}");
+    }
+}
+
+#[test]
+fn zsh_prompt_ignores_what_is_not_a_session() {
+    prompt_ignores_what_is_not_a_session(Kind::Zsh);
+}
+
+#[test]
+fn bash_prompt_ignores_what_is_not_a_session() {
+    prompt_ignores_what_is_not_a_session(Kind::Bash);
+}
+
+#[test]
+fn fish_prompt_ignores_what_is_not_a_session() {
+    prompt_ignores_what_is_not_a_session(Kind::Fish);
+}
+
 /// Hours with zero-padded minutes, `0m!` in the last minute and `expired`,
 /// computed by the shell's builtins (zsh, bash) or `awsmfa prompt` (fish), and
 /// the same from the process.

@@ -63,8 +63,11 @@ __awsmfa_segment() {
   awsmfa_prompt=''
   [[ -n ${__awsmfa_profile-} ]] || return 0
   local expiry rest ttl left mins now pad
-  if [[ -r ${__awsmfa_session_file-} ]] && read -r expiry rest <"$__awsmfa_session_file" \
-    && [[ $expiry =~ ^[0-9]+$ ]]; then
+  # A plain file only: `read` would follow a link and wait forever on a FIFO.
+  # No leading 0 (bash reads it as octal) and at most 12 digits (no overflow).
+  if [[ -f ${__awsmfa_session_file-} && ! -L $__awsmfa_session_file ]] \
+    && read -r expiry rest <"$__awsmfa_session_file" \
+    && [[ $expiry =~ ^[1-9][0-9]{0,11}$ ]]; then
     if [[ -n ${EPOCHSECONDS-} ]]; then
       now=$EPOCHSECONDS
     else

@@ -50,8 +50,11 @@ __awsmfa_segment() {
   awsmfa_prompt=''
   [[ -n ${__awsmfa_profile-} ]] || return 0
   local expiry rest ttl left mins
-  if [[ -r ${__awsmfa_session_file-} ]] && read -r expiry rest < "$__awsmfa_session_file" \
-      && [[ $expiry == <-> ]]; then
+  # A plain file only: `read` would follow a link and wait forever on a FIFO.
+  # At most 12 digits without a leading 0, so the arithmetic cannot overflow.
+  if [[ -f ${__awsmfa_session_file-} && ! -L $__awsmfa_session_file ]] \
+      && read -r expiry rest < "$__awsmfa_session_file" \
+      && [[ $expiry == <-> && $expiry != 0* && ${#expiry} -le 12 ]]; then
     left=$(( expiry - EPOCHSECONDS ))
     if (( left <= 0 )); then
       ttl=expired
