@@ -26,6 +26,15 @@ pub fn aws_config() -> PathBuf {
     }
 }
 
+/// `~/.aws/credentials`, or `AWS_SHARED_CREDENTIALS_FILE`. awsmfa never reads
+/// keys from it; only whether it would shadow an `exec --server` endpoint.
+pub fn aws_credentials() -> PathBuf {
+    match env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+        Some(p) if !p.is_empty() => expand_tilde(&p.to_string_lossy()),
+        _ => home().join(".aws/credentials"),
+    }
+}
+
 /// awsmfa's own `config.toml`, or `AWSMFA_CONFIG`.
 pub fn awsmfa_config() -> PathBuf {
     match env::var_os("AWSMFA_CONFIG") {

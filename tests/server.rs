@@ -494,6 +494,60 @@ fn aws_cli_v2_fetches_through_the_endpoint() {
     w.assert_served_role_sessions(2, &out);
 }
 
+/// A `[default]` profile with credentials of its own comes before the
+/// endpoint in every SDK's chain (the child has no AWS_PROFILE): the command
+/// would run as that identity. Shown with the AWS CLI, and warned about with
+/// the place to fix; a default profile without credentials gets no warning.
+#[test]
+fn a_default_profile_with_credentials_is_named_before_it_shadows_the_endpoint() {
+    let Some(aws) = aws_cli_v2() else { return };
+    let Some(w) = World::new("") else { return };
+    const DEFAULT_KEY: &str = "AKIASTUBDEFAULTUSER1";
+    w.stub
+        .add_user_named(DEFAULT_KEY, "defaultsecret/0123456789", "everyday");
+    let run = || {
+        let mut cmd = w.env.cmd(["exec", "--server", "deploy", "--"]);
+        cmd.arg(&aws)
+            .args(["sts", "get-caller-identity", "--output", "text"])
+            .args(["--query", "Arn", "--endpoint-url"])
+            .arg(w.stub.url());
+        let out = run_with_timeout(cmd, None, LONG_RUN);
+        assert_ok(&out);
+        out
+    };
+    w.env.write_file(
+        w.env.credentials_path(),
+        &format!(
+            "[other]\naws_access_key_id = AKIAOTHER\n\n[default]\n\
+             aws_access_key_id = {DEFAULT_KEY}\naws_secret_access_key = defaultsecret/0123456789\n"
+        ),
+    );
+    let out = run();
+    assert!(
+        out.stdout_str().contains(":user/everyday"),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stderr_str().contains(
+            "the [default] profile has credentials (~/.aws/credentials:5 aws_access_key_id)"
+        ),
+        "{}",
+        out.dump()
+    );
+
+    // Without them the endpoint answers, and nothing is said about [default].
+    w.env
+        .write_file(w.env.credentials_path(), "[default]\nregion = us-east-1\n");
+    let out = run();
+    assert!(
+        out.stdout_str().contains(":assumed-role/long-apply/"),
+        "{}",
+        out.dump()
+    );
+    assert!(!out.stderr_str().contains("[default]"), "{}", out.dump());
+}
+
 /// The environment variable that turns this test binary into the Rust SDK
 /// client below: `DURATION INTERVAL STS_URL`.
 const SDK_CLIENT_VAR: &str = "AWSMFA_TEST_SDK_CLIENT";

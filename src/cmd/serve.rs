@@ -28,6 +28,13 @@ pub(super) fn exec(
     // Before the server exists: a SIGTERM from now on waits for the command,
     // so the token file is always removed. (Not earlier: a Ctrl-C at an MFA
     // prompt must still end awsmfa.)
+    if let Some(found) = crate::config::aws::default_profile_credentials() {
+        crate::log::warn(format_args!(
+            "the [default] profile has credentials ({found}); AWS SDKs use them before \
+             the --server endpoint, so the command would not run as {profile}\n  \
+             move them into a named profile, or run without --server"
+        ));
+    }
     let supervisor = exec::supervise()?;
     let server = Server::start(&profile, creds, refresh_before)?;
     let (cmd, handover) = match &chain {

@@ -110,6 +110,44 @@ impl AwsConfig {
     }
 }
 
+/// Keys that give a profile credentials of its own, in the config file or the
+/// credentials file.
+const CREDENTIAL_KEYS: &[&str] = &[
+    "aws_access_key_id",
+    "credential_process",
+    "role_arn",
+    "credential_source",
+    "web_identity_token_file",
+    "sso_session",
+    "sso_start_url",
+    "login_session",
+];
+
+/// `FILE:LINE key` where the `[default]` profile has credentials of its own.
+/// A child under `exec --server` gets no `AWS_PROFILE`, and every SDK's chain
+/// asks the default profile before the container endpoint: such credentials
+/// would silently decide who the command runs as. Read leniently (a damaged
+/// file is the SDK's to report) and only on that path.
+pub fn default_profile_credentials() -> Option<String> {
+    [
+        (paths::aws_credentials(), "default"),
+        (paths::aws_config(), "default"),
+        (paths::aws_config(), "profile default"),
+    ]
+    .iter()
+    .find_map(|(path, header)| {
+        let bytes = std::fs::read(path).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        let sections = ini::parse(&text, path, |_| false).ok()?;
+        sections
+            .iter()
+            .filter(|s| s.header == *header)
+            .flat_map(|s| &s.entries)
+            .find(|e| CREDENTIAL_KEYS.contains(&e.key.as_str()) && !e.value.is_empty())
+            .map(|e| format!("{}:{} {}", paths::display(path), e.line, e.key))
+    })
+}
+
 /// `profile NAME` → NAME, `default` → `default`; other sections are no profile.
 fn profile_name(header: &str) -> Option<&str> {
     match header.strip_prefix("profile ") {
