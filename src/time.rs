@@ -53,6 +53,16 @@ pub fn short_left(secs: u64) -> String {
     }
 }
 
+/// A limit as a message states it: `2 min`, `2 min 30 s`, `45 s`.
+pub fn spoken(d: Duration) -> String {
+    let (mins, secs) = (d.as_secs() / 60, d.as_secs() % 60);
+    match (mins, secs) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +82,13 @@ mod tests {
         assert_eq!(after(u64::MAX), None);
         assert_eq!(after(LATEST), None);
         assert!(plausible(LATEST) && !plausible(LATEST + 1));
+    }
+
+    #[test]
+    fn limits_are_spoken() {
+        assert_eq!(spoken(Duration::from_secs(120)), "2 min");
+        assert_eq!(spoken(Duration::from_secs(150)), "2 min 30 s");
+        assert_eq!(spoken(Duration::from_secs(3)), "3 s");
     }
 
     #[test]

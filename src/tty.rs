@@ -1,13 +1,17 @@
 //! The controlling terminal. Prompts go here rather than to stdout/stderr because
 //! under `credential_process` the SDK owns both: `/dev/tty` is the only way to
-//! reach the person. Without one, callers fail at once instead of hanging.
+//! reach the person. Without one, or from a background job, callers fail at
+//! once instead of hanging or being stopped.
 
 use std::cell::UnsafeCell;
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -16,11 +20,71 @@ pub struct Tty {
     file: File,
 }
 
+/// Why the terminal cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// No controlling terminal: CI, a daemon, an SDK started without one.
+    Missing,
+    /// A background job of its terminal (`terragrunt plan &`): a read would
+    /// stop the whole job with SIGTTIN until `fg`, and so would a write
+    /// under `stty tostop` (SIGTTOU).
+    Background,
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unusable::Missing => "there is no terminal",
+            Unusable::Background => {
+                "awsmfa runs in a background job of its terminal (started with `&`), \
+                 where reading a typed answer would stop the job"
+            }
+        })
+    }
+}
+
+/// How long a typed MFA code is waited for: `AWSMFA_PROMPT_TIMEOUT` seconds,
+/// else 2 minutes. The prompt holds the minting lock, so every other awsmfa
+/// for the profile waits on it (see `lock.rs`).
+pub fn prompt_limit() -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(120);
+    static LIMIT: OnceLock<Duration> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let Some(raw) = std::env::var_os("AWSMFA_PROMPT_TIMEOUT") else {
+            return DEFAULT;
+        };
+        match raw.to_str().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(secs @ 1..=86_400) => Duration::from_secs(secs),
+            _ => {
+                crate::log::warn(format_args!(
+                    "AWSMFA_PROMPT_TIMEOUT={} is not a number of seconds from 1 to 86400; using {}",
+                    raw.to_string_lossy(),
+                    crate::time::spoken(DEFAULT)
+                ));
+                DEFAULT
+            }
+        }
+    })
+}
+
 impl Tty {
-    /// Fails with ENXIO straight away when the process has no controlling terminal.
-    pub fn open() -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
-        Ok(Self { file })
+    /// The terminal, when this process may read and write it: it has one
+    /// (without, `/dev/tty` fails with ENXIO straight away) and its process
+    /// group is the terminal's foreground group. Checked before anything is
+    /// written, since the write alone can stop a background job.
+    pub fn open() -> Result<Self, Unusable> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map_err(|_| Unusable::Missing)?;
+        // SAFETY: plain queries; tcgetpgrp on a valid fd.
+        let (foreground, ours) = unsafe { (libc::tcgetpgrp(file.as_raw_fd()), libc::getpgrp()) };
+        match foreground {
+            -1 => Err(Unusable::Missing),
+            pgrp if pgrp != ours => Err(Unusable::Background),
+            _ => Ok(Self { file }),
+        }
     }
 
     pub fn available() -> bool {
@@ -38,25 +102,45 @@ impl Tty {
 
     /// Reads one line; with `echo` false the terminal does not show what is typed.
     pub fn ask(&mut self, prompt: &str, echo: bool) -> io::Result<SecretString> {
+        self.ask_until(prompt, echo, None)
+    }
+
+    /// [`Tty::ask`], given up at `deadline` with [`io::ErrorKind::TimedOut`].
+    /// What was typed of the line by then is discarded, so that it does not
+    /// reach the shell as a command once awsmfa has exited.
+    pub fn ask_until(
+        &mut self,
+        prompt: &str,
+        echo: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<SecretString> {
         self.say(prompt)?;
         let _guard = if echo {
             None
         } else {
             Some(EchoOff::new(&self.file)?)
         };
-        let line = self.read_line();
-        if !echo {
-            // The newline the user typed was not echoed either.
+        let line = self.read_line(deadline);
+        let timed_out = matches!(&line, Err(e) if e.kind() == io::ErrorKind::TimedOut);
+        if timed_out {
+            // SAFETY: a valid fd; drops the unread input, the half-typed line included.
+            unsafe { libc::tcflush(self.file.as_raw_fd(), libc::TCIFLUSH) };
+        }
+        if !echo || timed_out {
+            // The newline the user typed was not echoed either, or never came.
             let _ = self.say("\n");
         }
         line
     }
 
     /// Byte by byte, so nothing past the newline is consumed from the terminal.
-    fn read_line(&mut self) -> io::Result<SecretString> {
+    fn read_line(&mut self, deadline: Option<Instant>) -> io::Result<SecretString> {
         let mut buf = Zeroizing::new(Vec::with_capacity(128));
         let mut byte = [0u8; 1];
         loop {
+            if let Some(deadline) = deadline {
+                self.wait_readable(deadline)?;
+            }
             match self.file.read(&mut byte) {
                 Ok(0) if buf.is_empty() => {
                     return Err(io::Error::new(
@@ -75,6 +159,41 @@ impl Tty {
         let text = String::from_utf8(std::mem::take(&mut *buf))
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "input is not UTF-8"))?;
         Ok(SecretString::from(text))
+    }
+
+    /// Until there is input to read (a whole line, in the terminal's usual
+    /// canonical mode) or `deadline`. poll(2) rather than a reader thread: a
+    /// thread blocked in read(2) could not be stopped, and would eat the
+    /// user's next line.
+    fn wait_readable(&self, deadline: Instant) -> io::Result<()> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Rounded up, so the last wait does not end just short of the
+            // deadline; past it, one last look without waiting.
+            let ms = if left.is_zero() {
+                0
+            } else {
+                libc::c_int::try_from(left.as_millis() + 1).unwrap_or(libc::c_int::MAX)
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd we own, on a valid fd.
+            match unsafe { libc::poll(&mut pfd, 1, ms) } {
+                -1 => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                0 if left.is_zero() => return Err(io::ErrorKind::TimedOut.into()),
+                0 => {}
+                // Input, or a hang-up or error that the read will report.
+                _ => return Ok(()),
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
 use crate::keys::{self, LongLivedKey};
-use crate::tty::Tty;
+use crate::tty::{Tty, Unusable};
 use crate::{log, paths, session};
 
 pub fn add(profile: &str, from_env: bool) -> anyhow::Result<()> {
@@ -33,8 +33,9 @@ pub fn add(profile: &str, from_env: bool) -> anyhow::Result<()> {
             secret_access_key: secret,
         }
     } else {
-        let mut tty = Tty::open().map_err(|_| {
-            anyhow::anyhow!("no terminal to type the key at; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and use --from-env")
+        let mut tty = Tty::open().map_err(|why| match why {
+            Unusable::Missing => anyhow::anyhow!("no terminal to type the key at; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and use --from-env"),
+            Unusable::Background => anyhow::anyhow!("{why}; run `awsmfa add {profile}` in the foreground, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and use --from-env"),
         })?;
         let id = tty
             .ask(&format!("Access key ID for {profile}: "), true)
@@ -62,8 +63,13 @@ pub fn add(profile: &str, from_env: bool) -> anyhow::Result<()> {
 pub fn remove(profile: &str, yes: bool) -> anyhow::Result<()> {
     let cfg = Config::load()?;
     if !yes {
-        let mut tty = Tty::open().map_err(|_| {
-            anyhow::anyhow!("no terminal to confirm at; pass --yes to remove {profile}'s key")
+        let mut tty = Tty::open().map_err(|why| match why {
+            Unusable::Missing => {
+                anyhow::anyhow!("no terminal to confirm at; pass --yes to remove {profile}'s key")
+            }
+            Unusable::Background => anyhow::anyhow!(
+                "{why}; run it in the foreground, or pass --yes to remove {profile}'s key"
+            ),
         })?;
         let answer = tty.ask(
             &format!("Delete the stored key and cached sessions of {profile}? [y/N] "),

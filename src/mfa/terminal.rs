@@ -1,13 +1,16 @@
 //! `mfa = "prompt"`: a code typed at `/dev/tty`.
 
+use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{MAX_ATTEMPTS, MfaSource, Request, Source, step};
 use crate::health::Health;
-use crate::tty::Tty;
+use crate::lock::TypedPrompt;
+use crate::tty::{self, Tty, Unusable};
 
 #[derive(Debug)]
 pub(super) struct Terminal;
@@ -26,14 +29,26 @@ impl MfaSource for Terminal {
     }
 
     fn code(&self, req: &Request, attempt: u32) -> anyhow::Result<SecretString> {
-        let mut tty = Tty::open().map_err(|_| {
-            anyhow!(
+        let mut tty = Tty::open().map_err(|why| match why {
+            Unusable::Missing => anyhow!(
                 "there is no terminal to type it at; set `mfa_process = COMMAND` in [profile {}] \
                  (or `mfa = \"ykman\"` in config.toml), or run `awsmfa exec {} -- true` in a terminal first",
                 req.profile,
                 req.profile
-            )
+            ),
+            Unusable::Background => anyhow!(
+                "{why}; run the command in the foreground, or give {} an MFA source that needs no \
+                 typing: `mfa = \"ykman\"` or `mfa = \"op:VAULT/ITEM\"` (1Password) in config.toml, \
+                 or `mfa_process = COMMAND` in [profile {}]",
+                req.profile,
+                req.profile
+            ),
         })?;
+        // The lock stays held while a person types: those waiting on it are
+        // told so, and the prompt ends at its limit to let them go on.
+        let _typing = TypedPrompt::begin();
+        let limit = tty::prompt_limit();
+        let deadline = Instant::now().checked_add(limit);
         if attempt > 1 {
             tty.say(&format!(
                 "awsmfa: STS rejected that code (try {attempt} of {MAX_ATTEMPTS})\n"
@@ -41,9 +56,14 @@ impl MfaSource for Terminal {
         }
         for _ in 0..MAX_ATTEMPTS {
             let prompt = format!("MFA code for {} ({}): ", req.serial, req.profile);
-            let answer = tty
-                .ask(&prompt, true)
-                .context("cannot read from the terminal")?;
+            let answer = match tty.ask_until(&prompt, true, deadline) {
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => bail!(
+                    "no MFA code typed within {}; run the command again to be asked again \
+                     (AWSMFA_PROMPT_TIMEOUT sets this limit, in seconds)",
+                    crate::time::spoken(limit)
+                ),
+                answer => answer.context("cannot read from the terminal")?,
+            };
             let code = answer.expose_secret().trim();
             if !super::is_code(code) {
                 tty.say("awsmfa: an MFA code is 6 digits\n")?;
