@@ -120,6 +120,22 @@ pub enum Command {
     },
     /// Check the setup and say what to fix
     Doctor,
+    /// Replace a profile's long-lived IAM key with a new one (one MFA code at most)
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["profile", "all"])))]
+    Rotate {
+        #[arg(add = profiles())]
+        profile: Option<String>,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        /// Every profile with a key of its own whose key is older than --older-than;
+        /// never prompts (for a timer or cron job)
+        #[arg(long, requires = "older_than")]
+        all: bool,
+        /// Only a key older than D, e.g. 90d
+        #[arg(long, value_name = "D")]
+        older_than: Option<String>,
+    },
 }
 
 /// Profile names for <TAB>, from ~/.aws/config and config.toml, read at each
@@ -208,5 +224,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Allow { dir } => cmd::allow(dir.as_deref()),
         Command::Deny { dir } => cmd::deny(dir.as_deref()),
         Command::Doctor => cmd::doctor(),
+        Command::Rotate {
+            profile,
+            yes,
+            all,
+            older_than,
+        } => cmd::rotate(cmd::RotateArgs {
+            profile: profile.as_deref(),
+            yes,
+            all,
+            older_than: older_than.as_deref(),
+        }),
     }
 }

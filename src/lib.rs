@@ -9,6 +9,7 @@ pub mod config;
 pub mod creds;
 pub mod exec;
 pub mod health;
+pub mod iam;
 pub mod keys;
 pub mod lock;
 pub mod log;

@@ -1,6 +1,6 @@
 //! 1Password, through its CLI `op`: one-time passwords for MFA codes, and two
-//! fields of an item for a long-lived key. Nothing is kept: every use asks op,
-//! under the time limit of [`crate::tool`].
+//! fields of an item for a long-lived key (written back by `rotate`). Nothing is
+//! kept: every use asks op, under the time limit of [`crate::tool`].
 
 use std::process::Command;
 
@@ -61,10 +61,56 @@ impl Item {
         Ok([take(labels[0])?, take(labels[1])?])
     }
 
+    /// Sets the fields labelled `labels` to `values`, keeping the rest of the
+    /// item: the whole item is read (`--reveal`, or op would write its masks
+    /// back into the concealed fields), changed, and piped to `op item edit`
+    /// (op ≥ 2.23 reads an item template on stdin). A value never goes on
+    /// op's command line, where `ps` shows it: no `label=value` assignments.
+    pub fn set_fields(&self, labels: [&str; 2], values: [&SecretString; 2]) -> anyhow::Result<()> {
+        let out = self.get(&["--reveal", "--format", "json"], &self.to_string())?;
+        let mut item: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("op's answer for {self} is not the item JSON expected"))?;
+        let fields = item["fields"]
+            .as_array_mut()
+            .with_context(|| format!("1Password item {self} has no fields"))?;
+        for (label, value) in labels.iter().zip(values) {
+            let field = fields
+                .iter_mut()
+                .find(|f| f["label"].as_str() == Some(label))
+                .with_context(|| {
+                    format!("1Password item {self} has no field labelled `{label}`")
+                })?;
+            field["value"] = serde_json::Value::String(value.expose_secret().to_string());
+        }
+        let template = zeroize::Zeroizing::new(serde_json::to_vec(&item)?);
+        let mut command = self.op()?;
+        command.args([
+            "item",
+            "edit",
+            &self.item,
+            "--vault",
+            &self.vault,
+            "--format",
+            "json",
+        ]);
+        let out = tool::run_with_input(command, "op (1Password)", template)?;
+        if !out.status.success() {
+            bail!(
+                "op could not write the new key into {self} ({}): it needs op 2.23 or later, signed in (`op signin`) or OP_SERVICE_ACCOUNT_TOKEN with write access to the vault",
+                out.status
+            );
+        }
+        Ok(())
+    }
+
+    fn op(&self) -> anyhow::Result<Command> {
+        let op = paths::which("op").context("the 1Password CLI `op` is not installed")?;
+        Ok(Command::new(op))
+    }
+
     /// `op item get ITEM --vault VAULT ARGS…`; `what` names what was read when op fails.
     fn get(&self, args: &[&str], what: &str) -> anyhow::Result<tool::Output> {
-        let op = paths::which("op").context("the 1Password CLI `op` is not installed")?;
-        let mut command = Command::new(op);
+        let mut command = self.op()?;
         command
             .args(["item", "get", &self.item, "--vault", &self.vault])
             .args(args);

@@ -235,6 +235,46 @@ impl Client {
         Ok([field(fields[0])?, field(fields[1])?])
     }
 
+    /// KV-v2: sets two fields of `MOUNT/PATH` as a new version, keeping the
+    /// secret's other fields (read, changed, written back whole: KV-v2 replaces
+    /// a secret's data with each version). A write sent twice makes one more
+    /// identical version, no harm.
+    pub fn kv_set_fields(
+        &self,
+        spec: &str,
+        fields: [&str; 2],
+        values: [&SecretString; 2],
+    ) -> anyhow::Result<()> {
+        let (mount, path) = spec
+            .split_once('/')
+            .with_context(|| format!("`openbao:{spec}` should be openbao:MOUNT/PATH"))?;
+        let mut data = self.read(&format!("{mount}/data/{path}"))?["data"]["data"].take();
+        let Some(map) = data.as_object_mut() else {
+            bail!("OpenBao {mount}/{path} holds no KV-v2 data");
+        };
+        for (name, value) in fields.iter().zip(values) {
+            map.insert(
+                (*name).to_string(),
+                Value::String(value.expose_secret().to_string()),
+            );
+        }
+        let body = Zeroizing::new(serde_json::json!({ "data": data }).to_string());
+        let token = self.token()?;
+        let (status, answer) = self.call(
+            "POST",
+            &format!("{mount}/data/{path}"),
+            Some(token),
+            Some(&body),
+        )?;
+        if status != 200 && status != 204 {
+            bail!(
+                "OpenBao refused to write {mount}/{path} ({}); the token needs `create` and `update` on {mount}/data/{path}",
+                error_text(&answer, status)
+            );
+        }
+        Ok(())
+    }
+
     /// TOTP engine: `totp/code/NAME` → the current code. The seed stays in OpenBao.
     pub fn totp(&self, path: &str) -> anyhow::Result<SecretString> {
         let body = self.read(path)?;

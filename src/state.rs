@@ -5,6 +5,8 @@
 //!   and never touch the keyring;
 //! - `keys/<profile>`: a stamp derived from the stored key's id, which makes the
 //!   key part of every session fingerprint without a keyring read on the fast path;
+//! - `key-age/<profile>`: when IAM created the profile's key, as last found out
+//!   (at a mint, or by `rotate`), for `list` and `doctor`;
 //! - `locks/<profile>.lock`: the minting lock;
 //! - `totp/<mfa serial>`: the last TOTP step (a number, never a code) whose code
 //!   went to STS for that MFA device, and `locks/totp/<mfa serial>.lock` around
@@ -44,6 +46,10 @@ pub fn session_file(profile: &str) -> PathBuf {
 
 pub fn key_stamp_file(profile: &str) -> PathBuf {
     paths::state_dir().join("keys").join(file_name(profile))
+}
+
+pub fn key_age_file(profile: &str) -> PathBuf {
+    paths::state_dir().join("key-age").join(file_name(profile))
 }
 
 pub fn lock_file(profile: &str) -> PathBuf {
@@ -162,6 +168,46 @@ pub fn read_key_stamp(profile: &str) -> Option<String> {
     let bytes = read_nofollow(&key_stamp_file(profile)).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     Some(text.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// What is known of a key's age: `CREATED CHECKED KEY` on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAge {
+    /// When IAM created the key (Unix seconds); None when IAM could not be asked.
+    pub created: Option<u64>,
+    /// When this was found out.
+    pub checked: u64,
+    /// Which key it is about: a stamp of its id, never the id.
+    pub key: String,
+}
+
+pub fn read_key_age(profile: &str) -> Option<KeyAge> {
+    let bytes = read_nofollow(&key_age_file(profile)).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let mut fields = text.split_whitespace();
+    let created = match fields.next()? {
+        "-" => None,
+        n => Some(n.parse().ok().filter(|&t| time::plausible(t))?),
+    };
+    let checked = fields.next()?.parse().ok()?;
+    let key = fields.next()?.to_string();
+    Some(KeyAge {
+        created,
+        checked,
+        key,
+    })
+}
+
+pub fn write_key_age(profile: &str, age: &KeyAge) -> anyhow::Result<()> {
+    let created = age.created.map_or("-".to_string(), |t| t.to_string());
+    write_atomic(
+        &key_age_file(profile),
+        format!("{created} {} {}\n", age.checked, age.key).as_bytes(),
+    )
+}
+
+pub fn remove_key_age(profile: &str) {
+    let _ = fs::remove_file(key_age_file(profile));
 }
 
 /// The most a state file is read to: they hold one line.

@@ -1,6 +1,7 @@
-//! GetSessionToken and AssumeRole. The only module that builds an SDK client or
-//! starts an async runtime: both cost milliseconds (certificate loading alone is
-//! ~5 ms), so only the minting path may come here.
+//! GetSessionToken, AssumeRole and GetCallerIdentity, and the HTTP client, timeouts
+//! and retry rule every AWS client of awsmfa's shares (`iam` builds on them). SDK
+//! clients and the async runtime cost milliseconds (certificate loading alone is
+//! ~5 ms), so only the minting path and `rotate` may come here.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use aws_sdk_sts::config::timeout::TimeoutConfig;
 use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 use secrecy::{ExposeSecret, SecretString};
@@ -29,9 +31,11 @@ pub struct Endpoint {
     pub origin: Origin,
 }
 
+/// Where an endpoint override came from (STS's, or IAM's for `rotate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     StsVar,
+    IamVar,
     AnyVar,
     /// `endpoint_url` in the profile at `at` (FILE:LINE).
     Profile {
@@ -45,6 +49,7 @@ impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::StsVar => f.write_str("AWS_ENDPOINT_URL_STS"),
+            Origin::IamVar => f.write_str("AWS_ENDPOINT_URL_IAM"),
             Origin::AnyVar => f.write_str("AWS_ENDPOINT_URL"),
             Origin::Profile { name, at } => write!(f, "endpoint_url in [profile {name}] ({at})"),
             Origin::Default => f.write_str("the default AWS endpoint"),
@@ -54,10 +59,9 @@ impl std::fmt::Display for Origin {
 
 impl Origin {
     /// How to stop using the override, for the messages that refuse it.
-    fn instead(&self) -> String {
+    pub fn instead(&self) -> String {
         match self {
-            Origin::StsVar => "unset AWS_ENDPOINT_URL_STS".into(),
-            Origin::AnyVar => "unset AWS_ENDPOINT_URL".into(),
+            Origin::StsVar | Origin::IamVar | Origin::AnyVar => format!("unset {self}"),
             Origin::Profile { name, .. } => format!("remove endpoint_url from [profile {name}]"),
             Origin::Default => "check the region".into(),
         }
@@ -214,12 +218,13 @@ fn reach(err: &(dyn std::error::Error + 'static)) -> Reach {
 
 /// Runs after the SDK's own classifiers (which retry throttling, 5xx, I/O
 /// errors, timeouts and answers that broke off) and forbids what must not be
-/// repeated: a failed TLS handshake, and — for a request carrying a one-time
-/// code — any failure after the request may have left. A throttled or 5xx
-/// answer is an error STS gave before taking the code, so that code may go again.
+/// repeated: a failed TLS handshake, and — for a single-use request (one
+/// carrying a one-time code, or IAM's CreateAccessKey) — any failure after the
+/// request may have left. A throttled or 5xx answer is an error the service gave
+/// before acting on the request, so it may go again.
 #[derive(Debug)]
-struct NoBlindRetry {
-    carries_code: bool,
+pub(crate) struct NoBlindRetry {
+    pub(crate) carries_code: bool,
 }
 
 impl ClassifyRetry for NoBlindRetry {
@@ -248,9 +253,21 @@ impl ClassifyRetry for NoBlindRetry {
     }
 }
 
+/// Whether a failed call may have reached the service (and been acted on):
+/// anything but a connection that was never made.
+pub(crate) fn may_have_left<E, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::DispatchFailure(failure) => failure
+            .as_connector_error()
+            .is_none_or(|e| reach(e) == Reach::MaybeSent),
+        _ => true,
+    }
+}
+
 /// `err` and every error under it, one line; a cause an error already
 /// quotes in its own text is not repeated.
-fn describe_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut why = err.to_string();
     for e in chain(err).skip(1) {
         let text = e.to_string();
@@ -345,6 +362,37 @@ fn platform_has_roots() -> bool {
     *FOUND.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty())
 }
 
+/// Bounded everywhere: an unreachable endpoint must end in seconds, not hang.
+pub(crate) fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+pub(crate) fn retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(ATTEMPTS)
+        .with_initial_backoff(FIRST_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+/// HTTPS through rustls with ring (no aws-lc), trusting the platform's roots.
+pub(crate) fn http_client() -> anyhow::Result<SharedHttpClient> {
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(TrustStore::default().with_native_roots(platform_has_roots()))
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot set up TLS for AWS: {e}"))?,
+        )
+        .build_https())
+}
+
 /// `carries_code`: the request holds a one-time MFA code (see [`NoBlindRetry`]).
 fn client(
     endpoint: &Endpoint,
@@ -355,43 +403,17 @@ fn client(
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(endpoint.region.clone()))
         .credentials_provider(creds)
-        // Bounded everywhere: an unreachable endpoint must end in seconds, not hang.
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(ATTEMPTS)
-                .with_initial_backoff(FIRST_BACKOFF)
-                .with_max_backoff(MAX_BACKOFF),
-        )
+        .timeout_config(timeouts())
+        .retry_config(retries())
         .retry_classifier(NoBlindRetry { carries_code })
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(
-                    tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .tls_context(
-                    TlsContext::builder()
-                        .with_trust_store(
-                            TrustStore::default().with_native_roots(platform_has_roots()),
-                        )
-                        .build()
-                        .map_err(|e| anyhow::anyhow!("cannot set up TLS for STS: {e}"))?,
-                )
-                .build_https(),
-        );
+        .http_client(http_client()?);
     if let Some(url) = &endpoint.url {
         config = config.endpoint_url(url);
     }
     Ok(aws_sdk_sts::Client::from_conf(config.build()))
 }
 
-fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -439,6 +461,55 @@ pub fn get_session_token(
     })
 }
 
+/// Who a long-lived key belongs to.
+pub struct Identity {
+    pub account: String,
+    /// `arn:aws:iam::ACCOUNT:user/PATH/NAME` for an IAM user's key.
+    pub arn: String,
+}
+
+impl Identity {
+    /// The IAM user's name (the ARN's last part), when the key is an IAM user's.
+    pub fn user_name(&self) -> Option<&str> {
+        // arn:PARTITION:iam::ACCOUNT:user/PATH/NAME
+        let mut parts = self.arn.splitn(6, ':');
+        let service = parts.nth(2)?;
+        let resource = parts.nth(2)?;
+        let path = resource.strip_prefix("user/")?;
+        (service == "iam")
+            .then(|| path.rsplit('/').next())
+            .flatten()
+            .filter(|name| !name.is_empty())
+    }
+}
+
+/// GetCallerIdentity signed with `key`: whether STS accepts the key, and whose
+/// it is. Needs no MFA and no permission (no IAM policy can deny it).
+pub fn get_caller_identity(
+    endpoint: &Endpoint,
+    key: &LongLivedKey,
+) -> anyhow::Result<Result<Identity, Error>> {
+    let creds = Credentials::new(
+        &key.access_key_id,
+        key.secret_access_key.expose_secret(),
+        None,
+        None,
+        "awsmfa",
+    );
+    let client = client(endpoint, creds, false)?;
+    block_on(async {
+        client
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify(e, false))
+            .map(|out| Identity {
+                account: out.account().unwrap_or_default().to_string(),
+                arn: out.arn().unwrap_or_default().to_string(),
+            })
+    })
+}
+
 pub struct RoleRequest<'a> {
     pub role_arn: &'a str,
     pub session_name: &'a str,
@@ -471,4 +542,34 @@ pub fn assume_role(
             .map_err(|e| classify(e, false))
             .and_then(|out| into_creds(out.credentials()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_iam_user_arn_names_a_user() {
+        let user = |arn: &str| {
+            Identity {
+                account: "1".into(),
+                arn: arn.into(),
+            }
+            .user_name()
+            .map(str::to_string)
+        };
+        assert_eq!(
+            user("arn:aws:iam::123456789012:user/alice").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            user("arn:aws-cn:iam::123456789012:user/team/ops/bob").as_deref(),
+            Some("bob")
+        );
+        assert_eq!(user("arn:aws:sts::123456789012:user/moto"), None);
+        assert_eq!(user("arn:aws:sts::123456789012:assumed-role/admin/s"), None);
+        assert_eq!(user("arn:aws:iam::123456789012:root"), None);
+        assert_eq!(user("arn:aws:iam::123456789012:user/"), None);
+        assert_eq!(user(""), None);
+    }
 }

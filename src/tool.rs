@@ -47,13 +47,32 @@ const WITHHELD: &[&str] = &[
 ];
 
 /// Runs `cmd` to completion or until the time limit. `what` names it in messages.
-pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
+pub fn run(cmd: Command, what: &str) -> anyhow::Result<Output> {
+    run_inner(cmd, what, None)
+}
+
+/// [`run`], with `input` on the tool's stdin instead of the terminal (a
+/// secret handed over off the command line).
+pub fn run_with_input(
+    cmd: Command,
+    what: &str,
+    input: Zeroizing<Vec<u8>>,
+) -> anyhow::Result<Output> {
+    run_inner(cmd, what, Some(input))
+}
+
+fn run_inner(
+    mut cmd: Command,
+    what: &str,
+    input: Option<Zeroizing<Vec<u8>>>,
+) -> anyhow::Result<Output> {
     let tty = Tty::open().ok();
     // A tool that asks for a PIN reads the terminal; "Touch your YubiKey" must
     // reach the person even when an SDK captures awsmfa's own stderr.
-    match &tty {
-        Some(t) => cmd.stdin(t.file()?),
-        None => cmd.stdin(Stdio::null()),
+    match (&input, &tty) {
+        (Some(_), _) => cmd.stdin(Stdio::piped()),
+        (None, Some(t)) => cmd.stdin(t.file()?),
+        (None, None) => cmd.stdin(Stdio::null()),
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     for var in crate::creds::CREDENTIAL_VARS
@@ -66,6 +85,14 @@ pub fn run(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start {what}"))?;
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().context("no stdin")?;
+        // A thread: a tool that reads nothing must not block awsmfa on a full
+        // pipe before the time limit can stop it. Closed when written.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     let mut stdout = child.stdout.take().context("no stdout")?;
     let mut stderr = child.stderr.take().context("no stderr")?;
 

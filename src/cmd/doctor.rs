@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use crate::config::{AwsConfig, Config, Settings};
 use crate::health::Health;
-use crate::session::{Kind, Plan};
+use crate::session::{self, Kind, Plan};
 use crate::store::Store;
 use crate::sts::{Endpoint, Origin};
 use crate::{mfa, openbao, paths, roots, state};
@@ -147,6 +147,24 @@ pub fn doctor() -> anyhow::Result<()> {
                 ..
             } => {
                 r.health(name, keys.health(name, &bao));
+                if let Some(created) = session::key_created(&plan) {
+                    let days = crate::time::now().saturating_sub(created) / 86_400;
+                    let what = format!(
+                        "profile {name}: the key is {days} day(s) old (created {})",
+                        crate::time::rfc3339(created)
+                    );
+                    if days >= session::ROTATE_AFTER_DAYS {
+                        r.warn(
+                            &what,
+                            &format!(
+                                "replace it with `awsmfa rotate {name}` (keys older than {} days are due)",
+                                session::ROTATE_AFTER_DAYS
+                            ),
+                        );
+                    } else {
+                        r.ok(&what);
+                    }
+                }
                 let request = mfa::Request {
                     profile: name,
                     serial,

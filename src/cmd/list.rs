@@ -23,6 +23,9 @@ struct Row {
     problem: Option<String>,
     /// config.toml roots mapped to this profile (`.awsmfa.toml` files are not listed).
     roots: Vec<String>,
+    /// When IAM created the profile's own key (RFC 3339), as last found out.
+    key_created: Option<String>,
+    key_age_days: Option<u64>,
 }
 
 fn row(cfg: &Config, name: &str) -> Row {
@@ -44,6 +47,8 @@ fn row(cfg: &Config, name: &str) -> Row {
             .filter(|(_, r)| r.profile == name)
             .map(|(key, _)| key.clone())
             .collect(),
+        key_created: None,
+        key_age_days: None,
     };
     let plan = match Plan::resolve(cfg, name, None) {
         Ok(plan) => plan,
@@ -70,6 +75,10 @@ fn row(cfg: &Config, name: &str) -> Row {
             row.role_arn = Some(role_arn.clone());
             row.source_profile = Some(source.profile.clone());
         }
+    }
+    if let Some(created) = session::key_created(&plan) {
+        row.key_created = Some(time::rfc3339(created));
+        row.key_age_days = Some(time::now().saturating_sub(created) / 86_400);
     }
     let info = super::status::session_info(cfg, name);
     row.session = info.state;
@@ -111,9 +120,15 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         .max()
         .unwrap_or(7)
         .max(7);
+    let roots_width = rows
+        .iter()
+        .map(|r| r.roots.join(",").len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     println!(
-        "{:width$}  {:18}  {:10}  {:28}  ROOTS",
-        "PROFILE", "KEYS", "MFA", "SESSION"
+        "{:width$}  {:18}  {:10}  {:28}  {:roots_width$}  KEY AGE",
+        "PROFILE", "KEYS", "MFA", "SESSION", "ROOTS"
     );
     for r in &rows {
         let keys = match r.key_stored {
@@ -135,9 +150,15 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         } else {
             r.roots.join(",")
         };
+        // Past the age `rotate` is for, marked as the prompt marks a session due.
+        let age = match r.key_age_days {
+            Some(days) if days >= session::ROTATE_AFTER_DAYS => format!("{days}d!"),
+            Some(days) => format!("{days}d"),
+            None => "-".into(),
+        };
         // ~/.aws/config allows nearly any profile name; the terminal gets none raw.
         let line = format!(
-            "{:width$}  {keys:18}  {mfa:10}  {session:28}  {roots}",
+            "{:width$}  {keys:18}  {mfa:10}  {session:28}  {roots:roots_width$}  {age}",
             r.profile
         );
         println!("{}", log::printable(&line));

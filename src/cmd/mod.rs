@@ -4,6 +4,7 @@
 mod doctor;
 mod keys;
 mod list;
+mod rotate;
 mod run;
 mod serve;
 mod status;
@@ -12,6 +13,7 @@ mod trust;
 pub use doctor::doctor;
 pub use keys::{add, remove};
 pub use list::{clear, list};
+pub use rotate::{RotateArgs, rotate};
 pub use run::{ExecArgs, credential_process, exec, shim};
 pub use status::status;
 pub use trust::{allow, deny};

@@ -55,6 +55,19 @@ impl KeySource for Keyring {
         })
     }
 
+    fn replace(
+        &self,
+        profile: &str,
+        new: &LongLivedKey,
+        _bao: &crate::openbao::Lazy,
+    ) -> anyhow::Result<()> {
+        save(profile, new).map(drop)
+    }
+
+    fn current_stamp(&self, profile: &str) -> Option<String> {
+        state::read_key_stamp(profile)
+    }
+
     fn stored(&self, profile: &str) -> Option<bool> {
         Some(recorded(profile))
     }
@@ -72,8 +85,12 @@ fn entry_name(profile: &str) -> String {
     format!("key:{profile}")
 }
 
+fn pending_name(profile: &str) -> String {
+    format!("rotating:{profile}")
+}
+
 /// Not secret, and not the key id itself either: just enough to notice a change.
-fn stamp(access_key_id: &str) -> String {
+pub fn stamp(access_key_id: &str) -> String {
     let digest = Sha256::digest(format!("awsmfa-key-stamp:{access_key_id}").as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -106,6 +123,8 @@ pub fn save(profile: &str, key: &LongLivedKey) -> anyhow::Result<&'static str> {
     })?);
     store.set(&entry_name(profile), &blob)?;
     state::write_key_stamp(profile, &stamp(&key.access_key_id))?;
+    // What was known of the previous key's age is not this key's.
+    state::remove_key_age(profile);
     Ok(store.backend().name())
 }
 
@@ -114,7 +133,75 @@ pub fn delete(profile: &str) -> anyhow::Result<bool> {
     let store = Store::for_keys()?;
     let deleted = store.delete(&entry_name(profile))?;
     state::remove_key_stamp(profile);
+    state::remove_key_age(profile);
     Ok(deleted)
+}
+
+/// A rotation under way: the key IAM made, kept in the keys' store from the
+/// moment it exists until the old one is deleted, so that a rotation killed
+/// at any step can be finished by the next `rotate` instead of leaving a key
+/// in IAM whose secret nobody has.
+pub struct Pending {
+    pub new: LongLivedKey,
+    /// The key being replaced, the one to delete in IAM.
+    pub old_id: String,
+    pub user: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PendingRef<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    old_access_key_id: &'a str,
+    user_name: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PendingStored {
+    access_key_id: String,
+    secret_access_key: SecretString,
+    old_access_key_id: String,
+    user_name: String,
+}
+
+/// Records `pending` in the keys' store (whatever source the key comes from).
+pub fn stage(profile: &str, pending: &Pending) -> anyhow::Result<()> {
+    let blob = SecretString::from(serde_json::to_string(&PendingRef {
+        access_key_id: &pending.new.access_key_id,
+        secret_access_key: pending.new.secret_access_key.expose_secret(),
+        old_access_key_id: &pending.old_id,
+        user_name: &pending.user,
+    })?);
+    Store::for_keys()?.set(&pending_name(profile), &blob)
+}
+
+/// The rotation a previous `rotate` left unfinished, if any. An entry that is
+/// not one is dropped.
+pub fn staged(profile: &str) -> anyhow::Result<Option<Pending>> {
+    let store = Store::for_keys()?;
+    let Some(blob) = store.get(&pending_name(profile))? else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<PendingStored>(blob.expose_secret()) {
+        Ok(p) => Ok(Some(Pending {
+            new: LongLivedKey {
+                access_key_id: p.access_key_id,
+                secret_access_key: p.secret_access_key,
+            },
+            old_id: p.old_access_key_id,
+            user: p.user_name,
+        })),
+        Err(_) => {
+            store.delete(&pending_name(profile))?;
+            Ok(None)
+        }
+    }
+}
+
+pub fn unstage(profile: &str) -> anyhow::Result<()> {
+    Store::for_keys()?.delete(&pending_name(profile)).map(drop)
 }
 
 /// Shape checks that catch a pasted secret in the id field and the like,

@@ -1,6 +1,7 @@
 //! Long-lived IAM keys: where they come from (the OS keyring, 1Password,
-//! OpenBao KV) and how `add` stores them. One file per source, each a
-//! [`KeySource`]; [`SOURCES`] is the only place that knows them all.
+//! OpenBao KV), how `add` stores them, and how `rotate` puts a new one in the
+//! old one's place. One file per source, each a [`KeySource`]; [`SOURCES`] is
+//! the only place that knows them all.
 
 mod keyring;
 mod onepassword;
@@ -15,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::health::Health;
 
 pub use crate::creds::LongLivedKey;
-pub use keyring::{delete, save, validate};
+pub use keyring::{Pending, delete, save, stage, staged, stamp, unstage, validate};
 
 /// Where one profile's long-lived key comes from.
 pub trait KeySource: fmt::Debug + Send + Sync {
@@ -35,6 +36,22 @@ pub trait KeySource: fmt::Debug + Send + Sync {
 
     /// The key, for one mint.
     fn load(&self, profile: &str, bao: &crate::openbao::Lazy) -> anyhow::Result<LongLivedKey>;
+
+    /// For `rotate`: puts `new` where `load` finds it, in place of the key
+    /// there now, in one step of the store's (one keyring write, one item edit,
+    /// one new KV version), so that an interruption leaves one key or the other.
+    fn replace(
+        &self,
+        profile: &str,
+        new: &LongLivedKey,
+        bao: &crate::openbao::Lazy,
+    ) -> anyhow::Result<()>;
+
+    /// The [`stamp`] of the key `load` would give, where that is known without
+    /// reading it (the keyring's); None where only a mint finds out.
+    fn current_stamp(&self, _profile: &str) -> Option<String> {
+        None
+    }
 
     /// For `list`: whether `add` has stored the key, where awsmfa stores it
     /// (the keyring); None where it is read afresh on every mint (op, OpenBao).

@@ -1,7 +1,9 @@
 //! `keys = "op:VAULT/ITEM"`: fetched from 1Password at mint time, never stored
-//! by awsmfa.
+//! by awsmfa (`rotate` writes a new one into the item).
 
 use std::sync::Arc;
+
+use secrecy::SecretString;
 
 use super::{Fields, KeySource, LongLivedKey, Source};
 use crate::health::Health;
@@ -38,6 +40,17 @@ impl KeySource for OnePassword {
 
     fn load(&self, _profile: &str, _bao: &crate::openbao::Lazy) -> anyhow::Result<LongLivedKey> {
         Ok(Fields::key(self.item.fields(self.fields.labels())?))
+    }
+
+    fn replace(
+        &self,
+        _profile: &str,
+        new: &LongLivedKey,
+        _bao: &crate::openbao::Lazy,
+    ) -> anyhow::Result<()> {
+        let id = SecretString::from(new.access_key_id.clone());
+        self.item
+            .set_fields(self.fields.labels(), [&id, &new.secret_access_key])
     }
 
     fn health(&self, _profile: &str, _bao: &crate::openbao::Lazy) -> Health {

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
 use super::{Fields, KeySource, LongLivedKey, Source};
 use crate::health::Health;
 
@@ -40,6 +42,20 @@ impl KeySource for OpenBao {
     fn load(&self, _profile: &str, bao: &crate::openbao::Lazy) -> anyhow::Result<LongLivedKey> {
         let values = bao.get()?.kv_fields(&self.path, self.fields.labels())?;
         Ok(Fields::key(values))
+    }
+
+    fn replace(
+        &self,
+        _profile: &str,
+        new: &LongLivedKey,
+        bao: &crate::openbao::Lazy,
+    ) -> anyhow::Result<()> {
+        let id = SecretString::from(new.access_key_id.clone());
+        bao.get()?.kv_set_fields(
+            &self.path,
+            self.fields.labels(),
+            [&id, &new.secret_access_key],
+        )
     }
 
     fn health(&self, _profile: &str, bao: &crate::openbao::Lazy) -> Health {

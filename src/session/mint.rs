@@ -62,7 +62,12 @@ pub(super) fn mint(plan: &Plan, refresh_before: Duration) -> anyhow::Result<Cred
                     device.restore(before);
                 }
                 match answer {
-                    Ok(creds) => return Ok(creds),
+                    Ok(creds) => {
+                        // Not holding up another mint on the device meanwhile.
+                        drop(device);
+                        super::age::record(plan, &key, &creds);
+                        return Ok(creds);
+                    }
                     // A code that may have reached STS is never sent again: the
                     // next attempt waits for a fresh step (see mfa::step).
                     Err(sts::Error::WrongMfa | sts::Error::CodeSpent(_))

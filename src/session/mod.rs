@@ -2,6 +2,7 @@
 //! cross-process lock. `get` is the one entry point; everything else in awsmfa
 //! that needs credentials goes through it.
 
+mod age;
 mod cache;
 mod mint;
 mod plan;
@@ -15,6 +16,7 @@ use cache::Cache;
 
 pub use crate::config::settings::MinRemaining;
 pub use crate::creds::Creds;
+pub use age::{ROTATE_AFTER_DAYS, key_created, remember as remember_key_age};
 pub use cache::{clear, clear_plan, known_expiry};
 pub use plan::{Kind, Plan};
 
@@ -105,6 +107,13 @@ pub fn get_for(
         }
     }
     Ok(creds)
+}
+
+/// The cached session for `plan` with more than `at_least` left, without minting.
+pub fn cached(plan: &Plan, at_least: Duration) -> anyhow::Result<Option<Creds>> {
+    let cache = Cache::open()?;
+    let floor = at_least.as_secs();
+    Ok(cache.lookup(plan, &plan.fingerprint(), &|_| floor))
 }
 
 /// Before any MFA: a minimum longer than the session can last would mint and

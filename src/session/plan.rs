@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::config::settings::OpenBaoSettings;
-use crate::sts::{self, Endpoint};
-use crate::{keys, mfa, paths, time};
+use crate::sts::{Endpoint, Origin};
+use crate::{iam, keys, mfa, paths, time};
 
 /// STS limits for GetSessionToken.
 const MIN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -25,6 +25,8 @@ pub struct Plan {
     /// For the child's `AWS_REGION`; None when nothing configures one.
     pub region: Option<String>,
     pub endpoint: Endpoint,
+    /// Where IAM is, for `rotate` and the key's age.
+    pub iam: iam::Endpoint,
     pub kind: Kind,
     /// The setting that decides how long a session lasts, for messages:
     /// `--duration`, `session_ttl`, `duration_seconds`, or OpenBao's lease.
@@ -174,21 +176,32 @@ impl Plan {
             }
         };
 
-        let (url, origin) = if let Some(url) = env_nonempty("AWS_ENDPOINT_URL_STS") {
-            (Some(url), sts::Origin::StsVar)
-        } else if let Some(url) = env_nonempty("AWS_ENDPOINT_URL") {
-            (Some(url), sts::Origin::AnyVar)
-        } else if let Some(url) = &p.endpoint_url {
-            let origin = sts::Origin::Profile {
-                name: name.to_string(),
-                at: at.clone(),
-            };
-            (Some(url.clone()), origin)
-        } else {
-            (None, sts::Origin::Default)
+        // The service's own variable, then AWS_ENDPOINT_URL, then the profile's.
+        let endpoint_url = |var: &str, own: Origin| {
+            if let Some(url) = env_nonempty(var) {
+                (Some(url), own)
+            } else if let Some(url) = env_nonempty("AWS_ENDPOINT_URL") {
+                (Some(url), Origin::AnyVar)
+            } else if let Some(url) = &p.endpoint_url {
+                let origin = Origin::Profile {
+                    name: name.to_string(),
+                    at: at.clone(),
+                };
+                (Some(url.clone()), origin)
+            } else {
+                (None, Origin::Default)
+            }
         };
+        let signing_region = region.clone().unwrap_or_else(|| "us-east-1".into());
+        let (url, origin) = endpoint_url("AWS_ENDPOINT_URL_STS", Origin::StsVar);
         let endpoint = Endpoint {
-            region: region.clone().unwrap_or_else(|| "us-east-1".into()),
+            region: signing_region.clone(),
+            url,
+            origin,
+        };
+        let (url, origin) = endpoint_url("AWS_ENDPOINT_URL_IAM", Origin::IamVar);
+        let iam = iam::Endpoint {
+            region: signing_region,
             url,
             origin,
         };
@@ -202,6 +215,7 @@ impl Plan {
             profile: name.to_string(),
             region,
             endpoint,
+            iam,
             kind,
             lifetime_from,
         })
@@ -300,7 +314,12 @@ mod tests {
             endpoint: Endpoint {
                 region: region.into(),
                 url: url.map(str::to_string),
-                origin: sts::Origin::Default,
+                origin: Origin::Default,
+            },
+            iam: iam::Endpoint {
+                region: region.into(),
+                url: None,
+                origin: Origin::Default,
             },
             kind: Kind::Vended {
                 path: "aws/dev".into(),
