@@ -167,6 +167,7 @@ pub fn fast_path() -> Option<anyhow::Result<()>> {
         let name = args.next()?.into_string().ok()?;
         let rest: Vec<OsString> = args.collect();
         crate::log::init(false);
+        crate::coredump::disable();
         return Some(cmd::shim(&name, &rest));
     }
     let second = args.next();
@@ -184,6 +185,9 @@ pub fn fast_path() -> Option<anyhow::Result<()>> {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Every command here may read a key or a session, or will one day: three
+    // system calls cost less than deciding which.
+    crate::coredump::disable();
     match cli.command {
         Command::Add { profile, from_env } => cmd::add(&profile, from_env),
         Command::Remove { profile, yes } => cmd::remove(&profile, yes),

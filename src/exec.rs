@@ -111,7 +111,10 @@ pub fn command(argv: &[OsString]) -> Command {
 /// Replaces this process with `cmd`. Returns only on failure, with the exit
 /// code a shell would use: 127 not found, 126 not executable.
 pub fn replace_with(mut cmd: Command) -> anyhow::Error {
+    crate::coredump::restore_on_exec(&mut cmd);
     let err = cmd.exec();
+    // Still awsmfa, with the command's secrets in memory.
+    crate::coredump::disable();
     cannot_run(&cmd, &err)
 }
 

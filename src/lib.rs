@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod coredump;
 pub mod creds;
 pub mod exec;
 pub mod health;

@@ -10,12 +10,11 @@ use std::cell::OnceCell;
 
 use anyhow::{Context, anyhow, bail};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::config::settings::OpenBaoSettings;
 use crate::health::Health;
-use cluster::{Once, Request, error_text};
+use cluster::{Json, Once, Request, error_text};
 
 pub use cluster::identity;
 
@@ -99,7 +98,7 @@ impl Client {
         path: &str,
         token: Option<&SecretString>,
         body: Option<&str>,
-    ) -> anyhow::Result<(u16, Value)> {
+    ) -> anyhow::Result<(u16, Json)> {
         self.nodes.call(&Request {
             method,
             path,
@@ -125,16 +124,17 @@ impl Client {
     }
 
     fn wrapping_token(&self) -> anyhow::Result<SecretString> {
-        if let Ok(token) = std::env::var("AWSMFA_OPENBAO_WRAPPED_SECRET_ID")
+        if let Ok(token) = std::env::var("AWSMFA_OPENBAO_WRAPPED_SECRET_ID").map(Zeroizing::new)
             && !token.trim().is_empty()
         {
-            return Ok(SecretString::from(token.trim().to_string()));
+            return Ok(SecretString::from(token.trim()));
         }
         if let Some(file) = &self.secret_id_file {
             let path = crate::paths::expand_tilde(file);
             let text = std::fs::read_to_string(&path)
+                .map(Zeroizing::new)
                 .with_context(|| format!("cannot read secret_id_file {}", path.display()))?;
-            return Ok(SecretString::from(text.trim().to_string()));
+            return Ok(SecretString::from(text.trim()));
         }
         bail!(
             "no OpenBao credentials: set BAO_TOKEN, or `role_id` under [openbao] plus a response-wrapped SecretID in AWSMFA_OPENBAO_WRAPPED_SECRET_ID (or secret_id_file)"
@@ -210,7 +210,7 @@ impl Client {
     }
 
     /// `data` of an authenticated GET.
-    fn read(&self, path: &str) -> anyhow::Result<Value> {
+    fn read(&self, path: &str) -> anyhow::Result<Json> {
         let token = self.token()?;
         let (status, body) = self.call("GET", path, Some(token), None)?;
         if status != 200 {
@@ -248,17 +248,21 @@ impl Client {
         let (mount, path) = spec
             .split_once('/')
             .with_context(|| format!("`openbao:{spec}` should be openbao:MOUNT/PATH"))?;
-        let mut data = self.read(&format!("{mount}/data/{path}"))?["data"]["data"].take();
-        let Some(map) = data.as_object_mut() else {
+        let current = self.read(&format!("{mount}/data/{path}"))?;
+        let Some(kept) = current["data"]["data"].as_object() else {
             bail!("OpenBao {mount}/{path} holds no KV-v2 data");
         };
+        let mut map = kept.clone();
         for (name, value) in fields.iter().zip(values) {
             map.insert(
                 (*name).to_string(),
-                Value::String(value.expose_secret().to_string()),
+                serde_json::Value::String(value.expose_secret().to_string()),
             );
         }
-        let body = Zeroizing::new(serde_json::json!({ "data": data }).to_string());
+        let mut wrapper = serde_json::Map::new();
+        wrapper.insert("data".into(), serde_json::Value::Object(map));
+        let data = Json::new(serde_json::Value::Object(wrapper));
+        let body = Zeroizing::new(data.to_string());
         let token = self.token()?;
         let (status, answer) = self.call(
             "POST",

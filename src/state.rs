@@ -332,14 +332,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 /// `path` comes from `tempfile`: an unpredictable name opened with `O_EXCL`
 /// and mode 0600, so nobody who can write the directory can plant a symlink
 /// or open it first; its name starts with `.`, which the directory's readers
-/// skip.
+/// skip, and carries the writer's pid, so that the next write of `path` can
+/// remove what a writer killed half-way (`kill -9`) left behind.
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = path.parent().context("state path has no parent")?;
     create_private_dir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("tmp");
     let result = (|| {
         let mut tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{name}.{}.", std::process::id()))
             .tempfile_in(dir)?;
         tmp.write_all(data)?;
         if mode != 0o600 {
@@ -350,7 +351,42 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<
         tmp.persist(path).map_err(|e| e.error)?;
         Ok::<_, std::io::Error>(())
     })();
+    remove_orphans(dir, name);
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Removes `.NAME.PID.RANDOM` files in `dir` whose writer is no longer running.
+/// Best effort: one left now goes with a later write.
+fn remove_orphans(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        // RANDOM has no dot: `.a.1.x` for `a` is not `.a.1.1.x`, a temporary
+        // file of the profile `a.1`.
+        let Some((pid, random)) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|rest| rest.split_once('.'))
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<libc::pid_t>() else {
+            continue;
+        };
+        if pid > 0 && !random.contains('.') && !running(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process `pid` exists (one of another user's included).
+fn running(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 is only the existence and permission check.
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 #[cfg(test)]
@@ -417,5 +453,34 @@ mod tests {
         let e = write_atomic(&dir.path().join("sub").join("d"), b"x").unwrap_err();
         assert!(e.to_string().contains("cannot write"), "{e}");
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn a_write_removes_what_a_dead_writer_of_the_same_file_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        let me = std::process::id();
+        let left = [
+            format!(".f.{dead}.a1B2c3"),
+            // A live writer's, another file's (`f.1`), and not ours at all.
+            format!(".f.{me}.d4E5f6"),
+            format!(".f.1.{dead}.g7H8i9"),
+            format!(".g.{dead}.j0K1l2"),
+        ];
+        for name in &left {
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        write_atomic(&dir.path().join("f"), b"x").unwrap();
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let mut kept = vec!["f".to_string()];
+        kept.extend(left[1..].iter().cloned());
+        kept.sort();
+        assert_eq!(names, kept);
     }
 }

@@ -16,6 +16,7 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroize;
 
 use crate::creds::Creds;
 use crate::creds::LongLivedKey;
@@ -125,6 +126,9 @@ pub enum Error {
     /// it refuses a code twice, so this code is not sent again: a new one is
     /// needed, as after [`Error::WrongMfa`].
     CodeSpent(String),
+    /// STS answered (using the code, if one was sent) with no session that
+    /// could be used: none, one without a secret, or one already over.
+    Unusable(String),
     /// STS kept throttling or failing (5xx) through the retries.
     Unavailable { code: String, message: String },
     /// STS answered with an error code.
@@ -141,6 +145,7 @@ impl std::fmt::Display for Error {
                 f,
                 "STS may have used the MFA code without answering ({why}); it refuses a code twice, so a new code is needed"
             ),
+            Error::Unusable(why) => write!(f, "STS answered, but not with a usable session: {why}"),
             Error::Unavailable { code, message } => write!(
                 f,
                 "STS said {code} ({}), and still did after retrying for a few seconds: it is throttling or failing; try again in a minute",
@@ -420,17 +425,41 @@ pub(crate) fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Outp
     Ok(rt.block_on(fut))
 }
 
-fn into_creds(c: Option<&aws_sdk_sts::types::Credentials>) -> Result<Creds, Error> {
-    let c = c.ok_or_else(|| Error::Rejected {
-        code: "NoCredentials".into(),
-        message: "the response carried no credentials".into(),
-    })?;
-    Ok(Creds {
-        access_key_id: c.access_key_id().to_string(),
-        secret_access_key: SecretString::from(c.secret_access_key().to_string()),
-        session_token: SecretString::from(c.session_token().to_string()),
-        expiration: u64::try_from(c.expiration().secs()).unwrap_or(0),
-    })
+/// The session from an STS answer, its secrets copied into `SecretString`s
+/// and the SDK's `String`s, parsed from the XML body, wiped. The body itself
+/// is not: the SDK holds it as a refcounted `Bytes` (several handles, until
+/// `send` returns) read through hyper's and rustls's buffers, and none of
+/// them is handed over whole, so no wipe of it would be sound. It is freed
+/// as the call ends; meanwhile core dumps are off and the process is not
+/// dumpable (`coredump`).
+fn into_creds(c: Option<aws_sdk_sts::types::Credentials>) -> Result<Creds, Error> {
+    let mut c = c.ok_or_else(|| Error::Unusable("it holds no credentials".into()))?;
+    // The SDK fills an element the answer lacks with "" or the epoch.
+    let missing = [
+        ("AccessKeyId", &c.access_key_id),
+        ("SecretAccessKey", &c.secret_access_key),
+        ("SessionToken", &c.session_token),
+    ]
+    .into_iter()
+    .find_map(|(name, value)| value.is_empty().then_some(name));
+    let creds = Creds {
+        access_key_id: std::mem::take(&mut c.access_key_id),
+        secret_access_key: SecretString::from(c.secret_access_key.as_str()),
+        session_token: SecretString::from(c.session_token.as_str()),
+        expiration: u64::try_from(c.expiration.secs()).unwrap_or(0),
+    };
+    c.secret_access_key.zeroize();
+    c.session_token.zeroize();
+    if let Some(name) = missing {
+        return Err(Error::Unusable(format!("it holds no {name}")));
+    }
+    if creds.expiration <= crate::time::now() {
+        return Err(Error::Unusable(format!(
+            "its session ended at {}",
+            crate::time::rfc3339(creds.expiration)
+        )));
+    }
+    Ok(creds)
 }
 
 pub fn get_session_token(
@@ -457,7 +486,7 @@ pub fn get_session_token(
             .send()
             .await
             .map_err(|e| classify(e, true))
-            .and_then(|out| into_creds(out.credentials()))
+            .and_then(|out| into_creds(out.credentials))
     })
 }
 
@@ -540,7 +569,7 @@ pub fn assume_role(
             .send()
             .await
             .map_err(|e| classify(e, false))
-            .and_then(|out| into_creds(out.credentials()))
+            .and_then(|out| into_creds(out.credentials))
     })
 }
 

@@ -2,14 +2,16 @@
 //! throttling, failing, resetting, stalling and cutting its answer short (and
 //! which of those may repeat a one-time code); session entries that expire
 //! with their session, and a full key quota; a state directory that is unsafe,
-//! read-only, or holds a symbolic link; the region left out of what shapes a
-//! session; an expiry no clock can show. (A TLS failure not retried is in
-//! tls.rs, beside its TLS front.)
+//! read-only, full, or holds a symbolic link; the region left out of what
+//! shapes a session; an expiry no clock can show; core dumps off while
+//! minting; and `kill -9` at each step of a mint. (A TLS failure not retried
+//! is in tls.rs, beside its TLS front.)
 
 mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -516,6 +518,109 @@ fn a_read_only_state_directory_warns_and_recovers() {
     assert!(w.meta_path().exists(), "the metadata was not written back");
 }
 
+/// A small tmpfs mounted over a directory, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `dir`'s contents moved onto a tmpfs of 64 KiB and 32 inodes mounted in
+    /// its place; None (after a SKIP, or a failure under AWSMFA_REQUIRE_ALL)
+    /// where this test may not mount.
+    fn over(env: &Env, dir: &Path) -> Option<Tmpfs> {
+        let aside = dir.with_extension("aside");
+        fs::rename(dir, &aside).expect("move the directory aside");
+        fs::create_dir(dir).expect("mount point");
+        let mut mount = env.command("mount");
+        mount
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=64k,nr_inodes=32,mode=0700",
+                "tmpfs",
+            ])
+            .arg(dir);
+        let mounted = env
+            .run_cmd(mount)
+            .status
+            .success()
+            .then(|| Tmpfs(dir.into()));
+        let mounted = require("mounting a tmpfs (root, CAP_SYS_ADMIN)", mounted)?;
+        let mut copy = env.command("cp");
+        copy.arg("-a").arg(aside.join(".")).arg(dir);
+        assert_ok(&env.run_cmd(copy));
+        Some(mounted)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem `dir` is on: data until ENOSPC, then empty files
+/// until no inode is left. Removing `dir/fill*` makes room again.
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let mut data = fs::File::create(dir.join("fill")).expect("filler");
+    let block = [0u8; 4096];
+    loop {
+        match data.write(&block) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("fill {}: {e}", dir.display()),
+        }
+    }
+    for i in 0.. {
+        match fs::File::create(dir.join(format!("fill{i}"))) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("fill {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// A full state directory (no block, no inode left): the command still gets
+/// its session, with warnings naming the full disk for the lock, the TOTP
+/// step and the metadata, and leaves no temporary file; once there is room,
+/// the next command finds the cached session and writes the metadata.
+#[test]
+fn a_full_state_directory_warns_and_recovers() {
+    let Some(w) = World::new() else { return };
+    let dir = w.state_dir();
+    let Some(_tmpfs) = Tmpfs::over(&w.env, &dir) else {
+        return;
+    };
+    fill(&dir);
+    let (out, _) = w.cp();
+    assert_ok(&out);
+    assert_says(
+        &out,
+        &[
+            "minting without the lock",
+            "could not record the TOTP step",
+            "the session is cached, but `awsmfa prompt` and `list` will not show it",
+            "No space left on device",
+        ],
+    );
+    assert!(!w.meta_path().exists());
+    assert_eq!(w.leftover_temp_files(), Vec::<PathBuf>::new());
+
+    for entry in fs::read_dir(&dir).expect("state dir").flatten() {
+        if entry.file_name().to_string_lossy().starts_with("fill") {
+            fs::remove_file(entry.path()).expect("make room");
+        }
+    }
+    let (again, _) = w.cp();
+    assert_ok(&again);
+    assert_eq!(again.stdout, out.stdout, "not the cached session");
+    assert!(again.stderr.is_empty(), "{}", again.dump());
+    assert_eq!(w.stub.calls("GetSessionToken"), 1);
+    assert_eq!(w.mfa.runs(), 1);
+    assert!(w.meta_path().exists(), "the metadata was not written");
+}
+
 // --- what shapes a session ----------------------------------------------------------
 
 /// STS sessions work in every region: two shells with different AWS_REGIONs,
@@ -583,4 +688,405 @@ fn an_absurd_expiry_in_the_keyring_entry_is_discarded() {
     let out = w.exec_sees_a_real_expiry();
     assert_says(&out, &["discarding an unreadable cached session for dev"]);
     assert_eq!(w.stub.successes("GetSessionToken"), 2);
+}
+
+// --- dying mid-mint -------------------------------------------------------------------
+
+/// An `mfa_process` that writes its pid to `asked` and answers only once
+/// `answer` exists: a mint held while its code is fetched.
+struct HeldMfa {
+    asked: PathBuf,
+    answer: PathBuf,
+}
+
+impl World {
+    /// `dev`'s MFA script, replaced by one that holds the mint (still counted).
+    fn hold_mfa(&self) -> HeldMfa {
+        let held = HeldMfa {
+            asked: self.env.root.join("asked"),
+            answer: self.env.root.join("answer"),
+        };
+        self.replace_mfa(&format!(
+            "#!/bin/sh\necho run >> '{c}'\necho $$ > '{a}.tmp' && mv '{a}.tmp' '{a}'\n\
+             while [ ! -e '{g}' ]; do sleep 0.05; done\nexec oathtool --totp -b {SEED}\n",
+            c = self.mfa.counter.display(),
+            a = held.asked.display(),
+            g = held.answer.display(),
+        ));
+        held
+    }
+
+    /// `dev`'s MFA script, replaced by the plain counting one.
+    fn unhold_mfa(&self) {
+        self.replace_mfa(&format!(
+            "#!/bin/sh\necho run >> '{c}'\nexec oathtool --totp -b {SEED}\n",
+            c = self.mfa.counter.display()
+        ));
+    }
+
+    /// A new file renamed into place: a script still running keeps reading
+    /// the old one.
+    fn replace_mfa(&self, script: &str) {
+        let new = self.env.write_script("bin/mfa.new", script);
+        fs::rename(new, &self.mfa.script).expect("replace the MFA script");
+    }
+
+    /// Everything under the state directory whose name starts with a dot: a
+    /// temporary file some write left behind.
+    fn leftover_temp_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    found.push(path);
+                } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&path, found);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.state_dir(), &mut found);
+        found
+    }
+
+    /// Right after awsmfa died mid-mint: no session shows, and nothing
+    /// half-written is left.
+    #[track_caller]
+    fn assert_nothing_half_made(&self) {
+        assert_eq!(self.prompt().stdout_str(), "dev ·\n");
+        let list = self.env.run(["list", "--json"]);
+        assert_ok(&list);
+        let list: Value = serde_json::from_slice(&list.stdout).expect("list --json");
+        assert_eq!(list[0]["session"], "none", "{list}");
+        assert_eq!(self.leftover_temp_files(), Vec::<PathBuf>::new());
+    }
+
+    /// After a kill: the next `credential-process` gets a session within
+    /// `limit` (a wait for the next TOTP step at most: no stale lock), prints
+    /// the one STS issued last, and leaves no temporary file behind.
+    fn recovers_within(&self, limit: Duration) -> Output {
+        let (out, took) = self.cp();
+        assert_ok(&out);
+        assert!(took < limit, "took {took:?}\n{}", out.dump());
+        let printed: Value = serde_json::from_str(out.stdout_str().trim())
+            .unwrap_or_else(|e| panic!("not credential_process JSON ({e})\n{}", out.dump()));
+        let issued = self.stub.last_issued().expect("a session was issued");
+        assert_eq!(printed["AccessKeyId"], issued.access_key_id.as_str());
+        assert_eq!(self.leftover_temp_files(), Vec::<PathBuf>::new());
+        out
+    }
+}
+
+impl HeldMfa {
+    /// Waits until the script was asked for a code; its pid.
+    fn wait_asked(&self, awsmfa: &mut Bg) -> u32 {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(pid) = fs::read_to_string(&self.asked)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                return pid;
+            }
+            assert!(awsmfa.running(), "awsmfa ended early\n{}", awsmfa.dump());
+            assert!(Instant::now() < deadline, "never asked\n{}", awsmfa.dump());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn answer(&self) {
+        fs::write(&self.answer, "").expect("let the MFA script answer");
+    }
+}
+
+/// SIGKILL to `awsmfa`, which then ends: nothing it said can be a panic.
+fn kill9(awsmfa: &mut Bg) {
+    awsmfa.signal(libc::SIGKILL);
+    let out = awsmfa.wait(TIMEOUT);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{}", out.dump());
+    assert_no_panic(&out);
+    assert!(out.stdout.is_empty(), "{}", out.dump());
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks the pid.
+    unsafe { libc::kill(i32::try_from(pid).expect("pid"), 0) == 0 }
+}
+
+/// `credential-process dev` under strace, which sends it SIGKILL as it enters
+/// the first system call in `syscalls` (touching `path`, if given): a kill -9
+/// at an exact point of the mint, before that call does anything.
+fn killed_at_syscall(w: &World, syscalls: &str, path: Option<&Path>) -> Option<Output> {
+    require("strace (Debian package strace)", which("strace"))?;
+    let mut cmd = w.env.command("strace");
+    cmd.args(["-qq", "-f", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscalls}"))
+        .arg("-e")
+        .arg(format!("inject={syscalls}:signal=SIGKILL:when=1"));
+    if let Some(path) = path {
+        cmd.arg("-P").arg(path);
+    }
+    cmd.arg("--")
+        .arg(support::env::awsmfa_bin())
+        .args(["credential-process", "dev"]);
+    let out = w.env.run_cmd(cmd);
+    // strace ends the way its tracee did.
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{}", out.dump());
+    assert_no_panic(&out);
+    assert!(out.stdout.is_empty(), "{}", out.dump());
+    Some(out)
+}
+
+/// Killed while its MFA script fetches a code: the script lives on (holding
+/// nothing: the locks were not inherited), nothing is cached, and the next
+/// command mints at once with one new code.
+#[test]
+fn killed_while_the_code_is_fetched() {
+    let Some(w) = World::new() else { return };
+    let held = w.hold_mfa();
+    let mut awsmfa = Bg::spawn(w.env.cmd(["credential-process", "dev"]));
+    let helper = held.wait_asked(&mut awsmfa);
+    kill9(&mut awsmfa);
+    assert!(alive(helper), "the MFA script died with awsmfa");
+    w.assert_nothing_half_made();
+    assert_eq!(w.stub.total_calls(), 0);
+
+    w.unhold_mfa();
+    w.recovers_within(Duration::from_secs(5));
+    assert!(alive(helper), "the MFA script should still be waiting");
+    assert_eq!(w.mfa.runs(), 2);
+    assert_eq!(w.stub.calls("GetSessionToken"), 1);
+    held.answer();
+}
+
+/// Killed while STS holds the request: STS may have used the code, so the
+/// next command waits for a fresh one (one step at most) instead of sending
+/// it again; nothing was cached meanwhile.
+#[test]
+fn killed_while_sts_answers() {
+    let Some(mut w) = World::new() else { return };
+    w.env.set_timeout(Duration::from_secs(60));
+    w.stub.delay(Duration::from_secs(3));
+    let mut awsmfa = Bg::spawn(w.env.cmd(["credential-process", "dev"]));
+    assert!(
+        w.stub.wait_for_calls("GetSessionToken", 1, TIMEOUT),
+        "{}",
+        awsmfa.dump()
+    );
+    kill9(&mut awsmfa);
+    w.stub.delay(Duration::ZERO);
+    // STS acts on the request all the same, and uses its code.
+    let deadline = Instant::now() + TIMEOUT;
+    while w.stub.successes("GetSessionToken") == 0 {
+        assert!(Instant::now() < deadline, "STS never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.assert_nothing_half_made();
+
+    w.recovers_within(Duration::from_secs(45));
+    let codes = w.codes();
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    assert_ne!(
+        codes[0], codes[1],
+        "the code of the killed mint was sent again"
+    );
+    assert_eq!(w.mfa.runs(), 2);
+}
+
+/// Killed after STS answered, as the session was about to go into the
+/// keyring (the kernel keyring's one `add_key` call): the session is lost,
+/// never cached, and the next command mints another with one new code.
+#[test]
+fn killed_between_the_answer_and_the_cache() {
+    let Some(mut w) = World::new() else { return };
+    w.env.set_timeout(Duration::from_secs(60));
+    if killed_at_syscall(&w, "add_key", None).is_none() {
+        return;
+    }
+    assert_eq!(w.stub.successes("GetSessionToken"), 1);
+    w.assert_nothing_half_made();
+
+    w.recovers_within(Duration::from_secs(45));
+    assert_eq!(w.stub.successes("GetSessionToken"), 2);
+    assert_eq!(w.mfa.runs(), 2);
+}
+
+/// Killed while writing the session's metadata, as its temporary file was
+/// about to replace the old one: the session is in the keyring, so the next
+/// command uses it (no code, no STS call), writes the metadata, and removes
+/// the temporary file the dead process left.
+#[test]
+fn killed_while_writing_the_session_file() {
+    let Some(w) = World::new() else { return };
+    let meta = w.meta_path();
+    if killed_at_syscall(&w, "rename,renameat,renameat2", Some(&meta)).is_none() {
+        return;
+    }
+    let left = w.leftover_temp_files();
+    let sessions = w.state_dir().join("sessions");
+    assert!(
+        left.len() == 1 && left[0].parent() == Some(&sessions),
+        "{left:?}"
+    );
+    assert!(!meta.exists());
+
+    let out = w.recovers_within(Duration::from_secs(5));
+    assert!(out.stderr.is_empty(), "{}", out.dump());
+    assert_eq!(w.mfa.runs(), 1);
+    assert_eq!(w.stub.total_calls(), 1);
+    assert_ne!(w.prompt().stdout_str(), "dev ·\n", "no metadata");
+}
+
+// --- core dumps -----------------------------------------------------------------------
+
+/// The soft RLIMIT_CORE a test starts awsmfa with: not a default anywhere.
+const CORE: u64 = 7 * 1024 * 1024;
+
+/// `cmd` started with a soft core limit of [`CORE`] (the hard one as it is);
+/// that hard limit.
+fn with_core_limit(cmd: &mut Command) -> String {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) }, 0);
+    assert!(limit.rlim_max >= CORE, "a hard core limit below {CORE}");
+    limit.rlim_cur = CORE;
+    // SAFETY: setrlimit(2) is async-signal-safe; the closure owns its copy.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_CORE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    if limit.rlim_max == libc::RLIM_INFINITY {
+        "unlimited".into()
+    } else {
+        limit.rlim_max.to_string()
+    }
+}
+
+/// `(soft, hard)` "Max core file size" of `pid`, as /proc/PID/limits shows them.
+fn core_limit(pid: u32) -> (String, String) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let mut fields = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max core file size"))
+        .expect("a core line")
+        .split_whitespace();
+    let mut next = || fields.next().expect("a limit").to_string();
+    (next(), next())
+}
+
+/// The words that run a command without CAP_SYS_PTRACE (as root: dropped
+/// from the bounding set with setpriv, for awsmfa and for whoever looks at it
+/// alike, since a process with fewer capabilities may not look at all): a
+/// process of the same user may then read another's /proc/PID/fd links only
+/// while that one is dumpable.
+fn without_ptrace() -> Option<Vec<String>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(Vec::new());
+    }
+    let setpriv = require("setpriv (Debian package util-linux)", which("setpriv"))?;
+    Some(vec![
+        setpriv.display().to_string(),
+        "--bounding-set=-sys_ptrace".into(),
+        "--".into(),
+    ])
+}
+
+/// `program` in `env`, behind the `without_ptrace` words.
+fn unprivileged(env: &Env, peer: &[String], program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let Some((first, rest)) = peer.split_first() else {
+        return env.command(program);
+    };
+    let mut cmd = env.command(first);
+    cmd.args(rest).arg(program);
+    cmd
+}
+
+/// Whether `pid` is dumpable, as a process of the user without
+/// CAP_SYS_PTRACE finds out.
+fn dumpable(env: &Env, peer: &[String], pid: u32) -> bool {
+    let mut cmd = unprivileged(env, peer, "readlink");
+    cmd.args(["-v", &format!("/proc/{pid}/fd/0")]);
+    let out = env.run_cmd(cmd);
+    let denied = out.stderr_str().contains("Permission denied");
+    assert!(out.status.success() || denied, "{}", out.dump());
+    !denied
+}
+
+/// While it mints, awsmfa runs with a soft core limit of 0 (the hard one
+/// untouched) and is not dumpable, so that no process of the user without
+/// CAP_SYS_PTRACE can look into it; the MFA script it runs (dumpable again
+/// after its execve) keeps the limit of 0.
+#[test]
+fn minting_runs_with_core_dumps_off() {
+    let Some(w) = World::new() else { return };
+    let Some(peer) = without_ptrace() else { return };
+    let held = w.hold_mfa();
+    let mut cmd = unprivileged(&w.env, &peer, support::env::awsmfa_bin());
+    cmd.args(["credential-process", "dev"]);
+    let hard = with_core_limit(&mut cmd);
+    let mut awsmfa = Bg::spawn(cmd);
+    let helper = held.wait_asked(&mut awsmfa);
+    let pid = u32::try_from(awsmfa.pid()).expect("pid");
+    assert_eq!(core_limit(pid), ("0".into(), hard.clone()));
+    assert!(
+        !dumpable(&w.env, &peer, pid),
+        "awsmfa is dumpable while it mints"
+    );
+    assert!(dumpable(&w.env, &peer, helper), "the check itself is wrong");
+    assert_eq!(core_limit(helper), ("0".into(), hard));
+    held.answer();
+    let out = awsmfa.wait(TIMEOUT);
+    assert_ok(&out);
+}
+
+/// The command gets the core limit awsmfa was started with, and is dumpable
+/// (execve): run by `exec`, by `exec --server`, and through a secrets manager,
+/// whose inner awsmfa turns core dumps off again and gives the command the
+/// limit the manager had.
+#[test]
+fn the_command_gets_its_core_limit_back() {
+    let Some(mut w) = World::new() else { return };
+    let Some(peer) = without_ptrace() else { return };
+    w.env
+        .write_awsmfa_config("[roots.infra]\nprofile = \"dev\"\ndoppler = \"infra/prd\"\n");
+    let standins = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins");
+    let log = w.env.root.join("standin.log");
+    w.env
+        .prepend_path(&standins)
+        .set("STANDIN_LOG", &log)
+        .set("DOPPLER_TOKEN", "dp.st.faults-test");
+    let root = w.env.home.join("src/infra");
+    fs::create_dir_all(&root).expect("root");
+    // The command reads its own core limit, and its fd links from a child: a
+    // process without CAP_SYS_PTRACE (as all of them are here) may only while
+    // the command is dumpable.
+    let report = "awk '/^Max core file size/ { print $5, $6 }' /proc/self/limits\n\
+                  readlink /proc/$$/fd/0 > /dev/null && echo dumpable";
+    for args in [
+        &["exec", "dev", "--"][..],
+        &["exec", "dev", "--server", "--"],
+        &["exec", "--"],
+    ] {
+        let mut cmd = unprivileged(&w.env, &peer, support::env::awsmfa_bin());
+        cmd.args(args).args(["sh", "-c", report]).current_dir(&root);
+        let hard = with_core_limit(&mut cmd);
+        let out = w.env.run_cmd(cmd);
+        assert_ok(&out);
+        assert_eq!(
+            out.stdout_str(),
+            format!("{CORE} {hard}\ndumpable\n"),
+            "{args:?}\n{}",
+            out.dump()
+        );
+    }
+    assert_eq!(w.mfa.runs(), 1);
 }

@@ -16,13 +16,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Output, Stdio};
+use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::env::awsmfa_bin;
-use support::process::{Collector, kill_tree, wait_until};
 use support::*;
 
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -201,73 +200,6 @@ impl World {
             .filter(|i| i.action == action)
             .map(|i| i.access_key_id)
             .collect()
-    }
-}
-
-/// An awsmfa started in the background, killed with its group if the test
-/// fails, its output collected.
-struct Bg {
-    child: Child,
-    out: Collector,
-    err: Collector,
-}
-
-impl Bg {
-    fn spawn(mut cmd: std::process::Command) -> Bg {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start awsmfa");
-        let out = Collector::new(child.stdout.take());
-        let err = Collector::new(child.stderr.take());
-        Bg { child, out, err }
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid")
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill {sig}");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    fn wait(&mut self, timeout: Duration) -> Output {
-        let Some(status) = wait_until(&mut self.child, Instant::now() + timeout) else {
-            kill_tree(&mut self.child);
-            let _ = self.child.wait();
-            panic!(
-                "awsmfa did not end within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                self.out.text(),
-                self.err.text()
-            );
-        };
-        self.output(status)
-    }
-
-    fn output(&self, status: ExitStatus) -> Output {
-        Output {
-            status,
-            stdout: self.out.finish(Duration::from_secs(2)),
-            stderr: self.err.finish(Duration::from_secs(2)),
-        }
-    }
-
-    fn dump(&self) -> String {
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.out.text(),
-            self.err.text()
-        )
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        kill_tree(&mut self.child);
-        let _ = self.child.wait();
     }
 }
 

@@ -87,6 +87,7 @@ impl Supervisor {
                 Ok(())
             });
         }
+        crate::coredump::restore_on_exec(&mut cmd);
         let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => return Err(super::cannot_run(&cmd, &e)),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::settings::OpenBaoSettings;
 use crate::remote;
@@ -172,7 +172,7 @@ pub(super) struct Request<'a> {
 
 /// What one HTTP exchange with one URL came to.
 enum Exchange {
-    Answer(u16, Value),
+    Answer(u16, Json),
     Redirect(String),
     Sealed,
     /// A standby with no active node to serve the request.
@@ -224,7 +224,7 @@ enum Reached {
     Answer {
         node: usize,
         status: u16,
-        body: Value,
+        body: Json,
     },
     Trouble(Trouble),
 }
@@ -284,7 +284,7 @@ impl Nodes {
     /// The first answer from any node, in order from the one that answered
     /// last; a sealed or unreachable node is skipped with a message. While a
     /// cluster has no active node, tries again with backoff for `failover_wait`.
-    pub(super) fn call(&self, req: &Request<'_>) -> anyhow::Result<(u16, Value)> {
+    pub(super) fn call(&self, req: &Request<'_>) -> anyhow::Result<(u16, Json)> {
         let deadline = Instant::now() + self.wait;
         let mut pause = FIRST_PAUSE;
         let mut first_round = true;
@@ -485,17 +485,79 @@ impl Nodes {
         {
             return Exchange::Redirect(location.to_string());
         }
-        // Unwrapped SecretIDs and client tokens pass through this text.
-        let text = match response.body_mut().read_to_string() {
-            Ok(text) => Zeroizing::new(text),
+        let bytes = match read_body(response.body_mut()) {
+            Ok(bytes) => bytes,
             Err(e) => return Exchange::Lost(e.to_string()),
         };
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        classify(status, body)
+        classify(
+            status,
+            Json(serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
+        )
     }
 }
 
-fn classify(status: u16, body: Value) -> Exchange {
+/// What ureq reads at most of an answer, as its own `read_to_string` does.
+const MAX_BODY: u64 = 10 * 1024 * 1024;
+
+/// An answer's body, in a buffer wiped when it is dropped, as is each smaller
+/// one it outgrew: unwrapped SecretIDs, client tokens, keys and sessions pass
+/// through it. (ureq's and rustls's own buffers are not ours to wipe.)
+fn read_body(body: &mut ureq::Body) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut reader = body.with_config().limit(MAX_BODY).reader();
+    let mut buf = Zeroizing::new(vec![0; 8192]);
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            let mut bigger = Zeroizing::new(vec![0; buf.len() * 2]);
+            bigger[..len].copy_from_slice(&buf[..len]);
+            buf = bigger;
+        }
+        match reader.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A parsed answer. Its strings may be secrets, as above: each is wiped when
+/// the answer is dropped (the object keys, names such as `client_token`, are not).
+pub(super) struct Json(Value);
+
+impl Json {
+    /// A value made to be sent (a secret written back), wiped like an answer.
+    pub(super) fn new(value: Value) -> Self {
+        Json(value)
+    }
+}
+
+impl std::ops::Deref for Json {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl Drop for Json {
+    fn drop(&mut self) {
+        fn wipe(value: &mut Value) {
+            match value {
+                Value::String(s) => s.zeroize(),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(map) => map.values_mut().for_each(wipe),
+                Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            }
+        }
+        wipe(&mut self.0);
+    }
+}
+
+fn classify(status: u16, body: Json) -> Exchange {
     let errors = error_list(&body).join("; ").to_ascii_lowercase();
     // sys/health says `"sealed": true`; other paths say "Vault is sealed".
     if status == 503 && (body["sealed"] == Value::Bool(true) || errors.contains("sealed")) {
@@ -664,11 +726,12 @@ mod tests {
 
     #[test]
     fn sealed_and_leaderless_nodes_are_told_from_answers() {
-        let sealed = |status, body| matches!(classify(status, body), Exchange::Sealed);
+        let sealed = |status, body| matches!(classify(status, Json(body)), Exchange::Sealed);
         assert!(sealed(503, json!({"errors": ["Vault is sealed"]})));
         assert!(sealed(503, json!({"initialized": true, "sealed": true})));
         assert!(!sealed(500, json!({"errors": ["Vault is sealed"]})));
-        let no_leader = |status, body| matches!(classify(status, body), Exchange::NoLeader(_));
+        let no_leader =
+            |status, body| matches!(classify(status, Json(body)), Exchange::NoLeader(_));
         assert!(no_leader(
             500,
             json!({"errors": ["local node not active but active cluster node not found"]})
@@ -687,7 +750,7 @@ mod tests {
             (200, json!({"data": {}})),
         ] {
             assert!(
-                matches!(classify(status, body.clone()), Exchange::Answer(s, _) if s == status),
+                matches!(classify(status, Json(body.clone())), Exchange::Answer(s, _) if s == status),
                 "{status} {body}"
             );
         }

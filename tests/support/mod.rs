@@ -35,7 +35,7 @@ pub use peers::{
     Moto, SecretService, aws_cli_v2, keyutils_available, require, require_all, venv_python,
 };
 pub use process::{
-    OutputExt, Reaper, assert_code, assert_fail, assert_no_panic, assert_ok, run_with_timeout,
+    Bg, OutputExt, Reaper, assert_code, assert_fail, assert_no_panic, assert_ok, run_with_timeout,
 };
 pub use pty::{Pty, PtyOpts};
 pub use sts::{Fault, Issued, Recorded, StsStub, room_in_step, totp_at, totp_now};

@@ -202,3 +202,80 @@ pub fn assert_code(out: &Output, code: i32) {
         out.dump()
     );
 }
+
+/// A command started in the background, killed with its group if the test
+/// fails, its output collected.
+pub struct Bg {
+    desc: String,
+    child: Child,
+    out: Collector,
+    err: Collector,
+}
+
+impl Bg {
+    pub fn spawn(mut cmd: std::process::Command) -> Bg {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let desc = format!("{cmd:?}");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+        let out = Collector::new(child.stdout.take());
+        let err = Collector::new(child.stderr.take());
+        Bg {
+            desc,
+            child,
+            out,
+            err,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill {sig}");
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> Output {
+        let Some(status) = wait_until(&mut self.child, Instant::now() + timeout) else {
+            kill_tree(&mut self.child);
+            let _ = self.child.wait();
+            panic!(
+                "{} did not end within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.desc,
+                self.out.text(),
+                self.err.text()
+            );
+        };
+        self.output(status)
+    }
+
+    pub fn output(&self, status: ExitStatus) -> Output {
+        Output {
+            status,
+            stdout: self.out.finish(Duration::from_secs(2)),
+            stderr: self.err.finish(Duration::from_secs(2)),
+        }
+    }
+
+    pub fn dump(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.out.text(),
+            self.err.text()
+        )
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        kill_tree(&mut self.child);
+        let _ = self.child.wait();
+    }
+}
