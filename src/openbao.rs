@@ -48,6 +48,30 @@ impl Lazy {
         Ok(self.client.get_or_init(|| client))
     }
 
+    /// For `doctor`, when a cluster is configured: each node's state, the
+    /// ones that cannot serve as warnings (minting goes on through the others).
+    pub fn nodes_health(&self) -> Vec<Health> {
+        let Ok(client) = self.get() else {
+            return Vec::new();
+        };
+        let survey = client.nodes.survey();
+        if survey.len() < 2 {
+            return Vec::new();
+        }
+        survey
+            .into_iter()
+            .map(|(url, state)| match state {
+                Ok(role) => Health::Ok(format!("OpenBao node {url}: {role}")),
+                Err(why) => Health::Warn {
+                    what: format!("OpenBao node {url}: {why}"),
+                    fix: "the other nodes serve meanwhile; unseal or restart this one \
+                          (`bao operator unseal`, `bao operator raft list-peers`)"
+                        .into(),
+                },
+            })
+            .collect()
+    }
+
     /// For `doctor`: [`Client::check`], for `what` (e.g. "MFA codes from totp/code/me").
     pub fn health(&self, what: &str) -> Health {
         // The address after the check: the node that answered it.

@@ -283,9 +283,24 @@ fn a_standby_first_serves_and_its_redirect_goes_only_to_a_configured_active_node
 fn a_sealed_node_is_skipped_with_a_message() {
     let Some(mut c) = cluster() else { return };
     let leader = c.bao.leader();
-    let sealed = c.bao.standbys()[0];
+    let standbys = c.bao.standbys();
+    let (sealed, standby) = (standbys[0], c.url(standbys[1]));
     c.bao.seal(sealed);
     let (sealed, active) = (c.url(sealed), c.url(leader));
+
+    // doctor shows each node as it is, the sealed one as a warning.
+    c.p.approle_config(&[&sealed, &standby, &active], "");
+    let out = c.p.env.run(["doctor"]);
+    assert_contains(
+        &out.stdout_str(),
+        &[
+            &format!(
+                "warn  OpenBao node {sealed}: sealed\n      → the other nodes serve meanwhile"
+            ),
+            &format!("ok    OpenBao node {standby}: standby\n"),
+            &format!("ok    OpenBao node {active}: active\n"),
+        ],
+    );
 
     // The list in BAO_ADDR this time (comma-separated), only the RoleID in config.toml.
     c.p.write_config(&format!("role_id = \"{}\"", c.p.role_id));

@@ -40,10 +40,13 @@ impl Report {
     }
     /// What a source found about itself, for `profile`.
     fn health(&mut self, profile: &str, health: Health) {
+        self.finding(&format!("profile {profile}: "), health);
+    }
+    fn finding(&mut self, prefix: &str, health: Health) {
         match health {
-            Health::Ok(what) => self.ok(&format!("profile {profile}: {what}")),
-            Health::Warn { what, fix } => self.warn(&format!("profile {profile}: {what}"), &fix),
-            Health::Fail { what, fix } => self.fail(&format!("profile {profile}: {what}"), &fix),
+            Health::Ok(what) => self.ok(&format!("{prefix}{what}")),
+            Health::Warn { what, fix } => self.warn(&format!("{prefix}{what}"), &fix),
+            Health::Fail { what, fix } => self.fail(&format!("{prefix}{what}"), &fix),
         }
     }
 }
@@ -117,6 +120,10 @@ pub fn doctor() -> anyhow::Result<()> {
     }
 
     let cfg = Config { aws, settings };
+    // A cluster's nodes once, before the profiles that use them.
+    for finding in openbao::Lazy::new(cfg.settings.openbao.clone()).nodes_health() {
+        r.finding("", finding);
+    }
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for p in &cfg.aws.profiles {
         let vended = cfg

@@ -281,6 +281,41 @@ impl Nodes {
         &self.nodes[self.current.get()].url
     }
 
+    /// What each node says of itself at `sys/health`, asked of it alone (no
+    /// redirect followed, no token sent): `Ok(role)` for one that serves,
+    /// `Err(why)` for one that cannot. For `doctor`, which shows a cluster's
+    /// sealed or unreachable node before a failover needs it.
+    pub(super) fn survey(&self) -> Vec<(String, Result<&'static str, String>)> {
+        let req = Request {
+            method: "GET",
+            path: "sys/health",
+            token: None,
+            body: None,
+            once: None,
+        };
+        self.nodes
+            .iter()
+            .map(|node| {
+                let state = match self.exchange(&format!("{}/v1/sys/health", node.url), &req) {
+                    Exchange::Answer(200, _) => Ok("active"),
+                    Exchange::Answer(429, _) => Ok("standby"),
+                    Exchange::Answer(473, _) => Ok("performance standby"),
+                    Exchange::Answer(501, _) => Err("not initialized".into()),
+                    Exchange::Answer(status, body) => Err(error_text(&body, status)),
+                    Exchange::Sealed => Err("sealed".into()),
+                    Exchange::NoLeader(why) => Err(format!("no active node ({why})")),
+                    Exchange::Redirect(to) => {
+                        Err(format!("redirected sys/health to {}", to.escape_debug()))
+                    }
+                    Exchange::NotSent(why) | Exchange::Lost(why) => {
+                        Err(format!("unreachable ({why})"))
+                    }
+                };
+                (node.url.clone(), state)
+            })
+            .collect()
+    }
+
     /// The first answer from any node, in order from the one that answered
     /// last; a sealed or unreachable node is skipped with a message. While a
     /// cluster has no active node, tries again with backoff for `failover_wait`.
