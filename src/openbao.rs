@@ -54,11 +54,12 @@ impl Lazy {
         let Ok(client) = self.get() else {
             return Vec::new();
         };
-        let survey = client.nodes.survey();
-        if survey.len() < 2 {
+        if client.nodes.count() < 2 {
             return Vec::new();
         }
-        survey
+        client
+            .nodes
+            .survey()
             .into_iter()
             .map(|(url, state)| match state {
                 Ok(role) => Health::Ok(format!("OpenBao node {url}: {role}")),

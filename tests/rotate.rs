@@ -382,16 +382,21 @@ fn rotate_replaces_the_key_in_iam_and_the_keyring_with_one_mfa_code() {
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
+    // The age column, then the roots (none here).
     let list = w.env.run_ok(["list"]);
     assert!(
         list.stdout_str()
             .lines()
             .next()
             .unwrap()
-            .ends_with("KEY AGE")
+            .ends_with("  KEY AGE  ROOTS")
     );
     assert!(
-        list.stdout_str().lines().nth(1).unwrap().ends_with(" 0d"),
+        list.stdout_str()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("  0d       -"),
         "{}",
         list.dump()
     );

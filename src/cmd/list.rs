@@ -120,15 +120,10 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         .max()
         .unwrap_or(7)
         .max(7);
-    let roots_width = rows
-        .iter()
-        .map(|r| r.roots.join(",").len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
+    // ROOTS last: the one column of any width.
     println!(
-        "{:width$}  {:18}  {:10}  {:28}  {:roots_width$}  KEY AGE",
-        "PROFILE", "KEYS", "MFA", "SESSION", "ROOTS"
+        "{:width$}  {:18}  {:10}  {:28}  {:7}  ROOTS",
+        "PROFILE", "KEYS", "MFA", "SESSION", "KEY AGE"
     );
     for r in &rows {
         let keys = match r.key_stored {
@@ -158,7 +153,7 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         };
         // ~/.aws/config allows nearly any profile name; the terminal gets none raw.
         let line = format!(
-            "{:width$}  {keys:18}  {mfa:10}  {session:28}  {roots:roots_width$}  {age}",
+            "{:width$}  {keys:18}  {mfa:10}  {session:28}  {age:7}  {roots}",
             r.profile
         );
         println!("{}", log::printable(&line));

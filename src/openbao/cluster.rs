@@ -281,6 +281,10 @@ impl Nodes {
         &self.nodes[self.current.get()].url
     }
 
+    pub(super) fn count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// What each node says of itself at `sys/health`, asked of it alone (no
     /// redirect followed, no token sent): `Ok(role)` for one that serves,
     /// `Err(why)` for one that cannot. For `doctor`, which shows a cluster's
