@@ -171,6 +171,30 @@ sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))' "$@" 2>/dev/null
 
 # --- tools ----------------------------------------------------------------------
 
+# cargo-deb for scripts/package, pinned (the .deb's layout and flags must not
+# change under us), in the repository's own git-ignored .tools/ rather than
+# ~/.cargo: a CI cache can keep that one directory.
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB=$REPO/.tools/bin/cargo-deb
+
+# ensure_cargo_deb — builds cargo-deb into .tools/ unless that version is there
+# (a few minutes on 2 cores, once per machine). Fails, after showing why, when
+# it cannot.
+ensure_cargo_deb() {
+    [[ $("$CARGO_DEB" --version 2>/dev/null) == "cargo-deb $CARGO_DEB_VERSION" ]] && return 0
+    local t0
+    t0=$(now_ms)
+    mkdir -p "$(dirname "$SETUP_LOG")"
+    step "cargo install cargo-deb $CARGO_DEB_VERSION into .tools/"
+    if ! cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --force \
+        --root "$REPO/.tools" >>"$SETUP_LOG" 2>&1; then
+        _show_log_tail
+        warn "cargo install cargo-deb failed (full output: $SETUP_LOG)"
+        return 1
+    fi
+    info "installed in $((($(now_ms) - t0) / 1000)) s"
+}
+
 # Prints the path of an AWS CLI v2. Debian's awscli is v2 (/usr/bin/aws), but a
 # pip- or pyenv-installed v1 often comes first on PATH, and v1 lacks what we test
 # (`configure export-credentials`, v2's credential_process handling).

@@ -12,7 +12,8 @@ use crate::{cmd, config};
 #[derive(Parser)]
 #[command(
     name = "awsmfa",
-    version,
+    // "0.1.0 (commit 0123abcde)", made by build.rs
+    version = env!("AWSMFA_VERSION"),
     about = "MFA-protected, cached AWS sessions for OpenTofu and Terragrunt — credentials only ever in the child process",
     propagate_version = true
 )]

@@ -16,13 +16,16 @@ fn main() -> ExitCode {
         return finish(result);
     }
     // At <TAB>, the shell runs `_AWSMFA_COMPLETE=<shell> awsmfa -- words…`; this
-    // answers and exits. A private variable name, and only with that `--` first:
-    // the environment alone (a common `COMPLETE`, or a secrets manager setting
-    // anything it likes for the inner awsmfa of a chain) must never turn a real
-    // command into a completion printer that exits 0 without running it.
+    // answers and exits (with no words, it prints the code that registers the
+    // completion: shell/complete.rs). A private variable name, and only with
+    // that `--` first: the environment alone (a common `COMPLETE`, or a secrets
+    // manager setting anything it likes for the inner awsmfa of a chain) must
+    // never turn a real command into a completion printer that exits 0 without
+    // running it.
     if std::env::args_os().nth(1).is_some_and(|a| a == "--") {
         clap_complete::CompleteEnv::with_factory(cli::Cli::command)
             .var(shell::COMPLETE_VAR)
+            .shells(shell::COMPLETERS)
             .complete();
     }
     let cli = cli::Cli::parse();

@@ -163,6 +163,8 @@ struct Rc {
     after: String,
     /// Where the shell starts (default: `work/`, outside any root).
     cwd: Option<PathBuf>,
+    /// What loads awsmfa instead of the `awsmfa init` line (a plugin).
+    load: Option<String>,
 }
 
 impl Rc {
@@ -188,32 +190,39 @@ impl<'w> Shell<'w> {
     /// shell is missing (after the skip/fail rule).
     fn start(w: &'w World, kind: Kind, rc: Rc) -> Option<Shell<'w>> {
         let bin = kind.binary()?;
-        let Rc { before, after, cwd } = rc;
+        let Rc {
+            before,
+            after,
+            cwd,
+            load,
+        } = rc;
         match kind {
             Kind::Bash => {
+                let load = load.as_deref().unwrap_or("eval \"$(awsmfa init bash)\"");
                 w.env.write_file(
                     w.env.home.join(".bashrc"),
                     &format!(
-                        "PS1='<<P:${{awsmfa_prompt}}:P>> '\nPS2='> '\n{before}\n\
-                         eval \"$(awsmfa init bash)\"\n{after}\n"
+                        "PS1='<<P:${{awsmfa_prompt}}:P>> '\nPS2='> '\n{before}\n{load}\n{after}\n"
                     ),
                 );
             }
             Kind::Zsh => {
+                let load = load.as_deref().unwrap_or("eval \"$(awsmfa init zsh)\"");
                 w.env.write_file(
                     w.env.home.join(".zshrc"),
                     &format!(
                         "autoload -Uz compinit && compinit -u\nsetopt prompt_subst\n\
                          PROMPT='<<P:${{awsmfa_prompt}}:P>> '\nRPROMPT=''\n{before}\n\
-                         eval \"$(awsmfa init zsh)\"\n{after}\n"
+                         {load}\n{after}\n"
                     ),
                 );
             }
             Kind::Fish => {
+                let load = load.as_deref().unwrap_or("awsmfa init fish | source");
                 w.env.write_file(
                     w.env.config_home.join("fish/config.fish"),
                     &format!(
-                        "set -g fish_greeting ''\n{before}\nawsmfa init fish | source\n\
+                        "set -g fish_greeting ''\n{before}\n{load}\n\
                          function fish_prompt\n    printf '<<P:%s:P>> ' (awsmfa_prompt_info)\nend\n\
                          {after}\n"
                     ),
@@ -1150,13 +1159,17 @@ fn children_faults(pid: u32) -> u64 {
 /// command shows it does); (2) a counting wrapper installed as the hook's
 /// `__awsmfa_bin` logs no call per prompt and exactly one per directory change
 /// — and the init script names the real binary only in that one assignment
-/// (zsh: plus clap's <TAB> registration), so no hook can call awsmfa by
-/// another path.
+/// (plus the completion registration, which only <TAB> runs), so no hook can
+/// call awsmfa by another path.
 fn prompt_starts_no_process(kind: Kind) {
     let Some(w) = World::new() else { return };
     let bin = support::env::awsmfa_bin();
     let init = w.env.run_ok(["init", kind.name()]).stdout_str();
-    let hooks = init.split("if (( $+functions[compdef] ))").next().unwrap();
+    let mut cmd = w.env.cmd(["--"]);
+    cmd.env("_AWSMFA_COMPLETE", kind.name());
+    let registration = w.env.run_cmd(cmd).stdout_str();
+    assert!(init.contains(&registration), "{init}");
+    let hooks = init.replace(&registration, "");
     assert_eq!(
         hooks.matches(bin.to_str().unwrap()).count(),
         1,
@@ -1242,6 +1255,12 @@ fn completion(kind: Kind) {
     let Some(sh) = Shell::start(&w, kind, Rc::default()) else {
         return;
     };
+    assert_completes_profiles(&sh);
+}
+
+/// <TAB> after `awsmfa exec ` lists both profiles, and a prefix completes one.
+fn assert_completes_profiles(sh: &Shell) {
+    let kind = sh.kind;
     match kind {
         // Two <TAB>s: readline completes the common prefix, then lists.
         Kind::Bash => sh.pty.send("awsmfa exec \t\t"),
@@ -1258,6 +1277,10 @@ fn completion(kind: Kind) {
         let names: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
         assert!(names.contains(&"tf-proxmox"), "{out}");
         assert!(names.contains(&"tf-runs-on"), "{out}");
+        // One registration: a completion file fish loads after `init` ran
+        // (fisher's, the package's) adds no second awsmfa process per <TAB>.
+        let registered = sh.capture("complete --command awsmfa");
+        assert_eq!(registered.lines().count(), 1, "{registered}");
     }
     // And a prefix narrows it to one, completed on the line.
     sh.pty.send("awsmfa exec tf-r\t");
@@ -1278,6 +1301,147 @@ fn bash_completion_offers_profiles() {
 #[test]
 fn fish_completion_offers_profiles() {
     completion(Kind::Fish);
+}
+
+// --- plugin managers ------------------------------------------------------------------
+
+/// How each plugin manager loads this repository. oh-my-zsh puts the plugin's
+/// directory on $fpath, runs compinit, then sources `awsmfa.plugin.zsh`;
+/// antidote and zinit usually source it before the user's compinit; fisher
+/// copies `conf.d/` and `completions/` into fish's config directory.
+#[derive(Clone, Copy)]
+enum Manager {
+    OhMyZsh,
+    Antidote,
+    Fisher,
+}
+
+impl Manager {
+    fn shell(self) -> Kind {
+        match self {
+            Manager::OhMyZsh | Manager::Antidote => Kind::Zsh,
+            Manager::Fisher => Kind::Fish,
+        }
+    }
+
+    /// Does what the manager does in `w`'s HOME; returns the rc lines that
+    /// stand for `awsmfa init`.
+    fn install(self, w: &World) -> Rc {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = repo.join("shell/zsh");
+        let plugin = format!("source {}", q(dir.join("awsmfa.plugin.zsh")));
+        // ~/.zshenv is read before ~/.zshrc, whose first line runs compinit.
+        let fpath = format!("fpath=({} $fpath)\n", q(&dir));
+        let load = match self {
+            Manager::OhMyZsh => {
+                w.env.write_file(w.env.home.join(".zshenv"), &fpath);
+                plugin
+            }
+            Manager::Antidote => {
+                w.env
+                    .write_file(w.env.home.join(".zshenv"), &format!("{fpath}{plugin}\n"));
+                String::new()
+            }
+            Manager::Fisher => {
+                for file in ["conf.d/awsmfa.fish", "completions/awsmfa.fish"] {
+                    let text = fs::read_to_string(repo.join(file)).expect("fish plugin file");
+                    w.env
+                        .write_file(w.env.config_home.join("fish").join(file), &text);
+                }
+                String::new()
+            }
+        };
+        Rc {
+            load: Some(load),
+            ..Rc::default()
+        }
+    }
+}
+
+/// Loaded by a plugin manager, awsmfa does what `init` does: the hook wraps
+/// the root's commands, the prompt segment follows, and <TAB> completes
+/// profile names (from `_awsmfa` when compinit runs after the plugin, which
+/// then could not register the completion itself).
+fn plugin_hooks_and_completes(manager: Manager) {
+    let Some(w) = World::new() else { return };
+    let rc = manager.install(&w);
+    let Some(sh) = Shell::start(&w, manager.shell(), rc) else {
+        return;
+    };
+    assert!(!sh.is_function("terragrunt"));
+    let shown = sh.cd(&w.proxmox);
+    assert!(!shown.contains("rror"), "cd printed an error: {shown}");
+    assert!(sh.is_function("terragrunt"));
+    assert_eq!(sh.segment(), "tf-proxmox ·");
+    sh.cd(&w.outside);
+    assert!(!sh.is_function("terragrunt"));
+    assert_completes_profiles(&sh);
+}
+
+#[test]
+fn oh_my_zsh_plugin_hooks_and_completes() {
+    plugin_hooks_and_completes(Manager::OhMyZsh);
+}
+
+#[test]
+fn antidote_plugin_hooks_and_completes() {
+    plugin_hooks_and_completes(Manager::Antidote);
+}
+
+#[test]
+fn fisher_plugin_hooks_and_completes() {
+    plugin_hooks_and_completes(Manager::Fisher);
+}
+
+/// Without awsmfa on PATH the plugin says so once, when the shell starts, and
+/// nothing after: no error at each prompt or `cd`.
+fn plugin_without_the_binary(manager: Manager) {
+    let Some(mut w) = World::new() else { return };
+    // The system's PATH without the binary under test. tests/package.rs, which
+    // installs /usr/bin/awsmfa for a while, never runs alongside this test
+    // (.config/nextest.toml); a package installed by hand would hide the case.
+    let dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .filter(|d| *d != awsmfa_dir())
+        .collect();
+    let missing = dirs.iter().all(|d| !is_executable(&d.join("awsmfa")));
+    let what = "a PATH without awsmfa on it (remove an installed awsmfa package)";
+    if require(what, missing.then_some(())).is_none() {
+        return;
+    }
+    w.env.set(
+        "PATH",
+        std::env::join_paths(dirs).expect("PATH entries without ':'"),
+    );
+    let mut rc = manager.install(&w);
+    if let Manager::Fisher = manager {
+        // The test prompt calls awsmfa_prompt_info, which the plugin defines.
+        rc.after = "function fish_prompt\n    printf '<<P::P>> '\nend".into();
+    }
+    let Some(sh) = Shell::start(&w, manager.shell(), rc) else {
+        return;
+    };
+    sh.cd(&w.proxmox);
+    sh.run("true");
+    sh.cd(&w.outside);
+    let screen = sh.pty.output();
+    let message = "awsmfa plugin: awsmfa is not on PATH";
+    assert_eq!(screen.matches(message).count(), 1, "{screen}");
+    for noise in ["not found", "Unknown command", "rror"] {
+        assert!(
+            !screen.contains(noise),
+            "{noise:?} on the terminal:\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn zsh_plugin_without_the_binary_says_so_once() {
+    plugin_without_the_binary(Manager::OhMyZsh);
+}
+
+#[test]
+fn fish_plugin_without_the_binary_says_so_once() {
+    plugin_without_the_binary(Manager::Fisher);
 }
 
 // --- the init scripts themselves ---------------------------------------------------------
@@ -1319,6 +1483,61 @@ fn init_scripts_parse_and_pass_shellcheck() {
             out.dump()
         );
     }
+}
+
+/// The completion files that work without `init` (the package's, the plugin
+/// managers') register exactly what `init` does: the code awsmfa prints for
+/// `_AWSMFA_COMPLETE=SHELL awsmfa --`. They and the plugins parse in their shell.
+#[test]
+fn completion_files_register_what_init_does() {
+    let env = Env::new();
+    for kind in [Kind::Zsh, Kind::Bash, Kind::Fish] {
+        let mut cmd = env.cmd(["--"]);
+        cmd.env("_AWSMFA_COMPLETE", kind.name());
+        let registration = env.run_cmd(cmd);
+        assert_ok(&registration);
+        let registration = registration.stdout_str();
+        assert!(registration.contains("_AWSMFA_COMPLETE"), "{registration}");
+        let init = env.run_ok(["init", kind.name()]).stdout_str();
+        assert!(
+            init.contains(&registration),
+            "{} init does not register what `_AWSMFA_COMPLETE={} awsmfa --` prints:\n{registration}",
+            kind.name(),
+            kind.name()
+        );
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = [
+        (Kind::Zsh, "shell/zsh/_awsmfa"),
+        (Kind::Zsh, "shell/zsh/awsmfa.plugin.zsh"),
+        (Kind::Bash, "shell/bash/completions/awsmfa"),
+        (Kind::Fish, "completions/awsmfa.fish"),
+        (Kind::Fish, "conf.d/awsmfa.fish"),
+    ];
+    for (kind, file) in files {
+        let Some(bin) = kind.binary() else { continue };
+        let mut c = env.command(&bin);
+        c.arg("-n").arg(repo.join(file));
+        let out = env.run_cmd(c);
+        assert_ok(&out);
+        assert_eq!(
+            out.stderr_str(),
+            "",
+            "{} -n {file}: {}",
+            kind.name(),
+            out.dump()
+        );
+    }
+    let Some(shellcheck) = require(
+        "shellcheck (Debian package shellcheck)",
+        which("shellcheck"),
+    ) else {
+        return;
+    };
+    let mut c = env.command(&shellcheck);
+    c.arg(repo.join("shell/bash/completions/awsmfa"));
+    let out = env.run_cmd(c);
+    assert!(out.status.success(), "shellcheck: {}", out.dump());
 }
 
 // --- coexistence with the user's own hooks -------------------------------------------------

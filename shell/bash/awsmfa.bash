@@ -99,17 +99,6 @@ awsmfa_prompt_info() {
   printf '%s' "$awsmfa_prompt"
 }
 
-# Profile names, subcommands and flags, from awsmfa itself at each <TAB>.
-__awsmfa_complete() {
-  local IFS=$'\n' words=("${COMP_WORDS[@]}")
-  words[COMP_CWORD]=$2
-  mapfile -t COMPREPLY < <(
-    _CLAP_IFS=$'\n' _CLAP_COMPLETE_INDEX=$COMP_CWORD _AWSMFA_COMPLETE=bash \
-      "$__awsmfa_bin" -- "${words[@]}" 2>/dev/null
-  )
-}
-complete -o bashdefault -o default -F __awsmfa_complete awsmfa
-
 # Prepend to PROMPT_COMMAND in whichever form it has (string, or array in bash
 # 5.1+), never replacing what starship, direnv or the user put there.
 if [[ "$(declare -p PROMPT_COMMAND 2>/dev/null)" == "declare -a"* ]]; then

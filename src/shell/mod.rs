@@ -2,10 +2,12 @@
 //! hook, the prompt segment, and the direnv library with its shims. Nothing
 //! here touches a secret, the keyring or the network.
 
+mod complete;
 mod direnv;
 mod hook;
 mod prompt;
 
+pub use complete::{COMPLETE_VAR, COMPLETERS};
 pub use direnv::{library as direnv_library, shim, shims};
 pub use hook::hook_env;
 pub use prompt::prompt;
@@ -13,10 +15,6 @@ pub use prompt::prompt;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-
-/// The variable the completion scripts set at <TAB> (see `main`): a private
-/// name, since the environment alone must never make awsmfa a completer.
-pub const COMPLETE_VAR: &str = "_AWSMFA_COMPLETE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
@@ -60,14 +58,9 @@ pub fn init(shell: Shell) -> anyhow::Result<()> {
     let bin = self_path();
     let bin = bin.to_string_lossy();
     let mut script = template.replace("@AWSMFA@", &shell.quote(&bin));
-    // bash's completion function lives in its script; zsh and fish use clap's
-    // registration, which asks this binary for candidates at each <TAB>.
-    let shells = clap_complete::env::Shells::builtins();
-    let completer = match shell {
-        Shell::Bash => None,
-        Shell::Zsh | Shell::Fish => shells.completer(shell.name()),
-    };
-    if let Some(completer) = completer {
+    // The same registration `_AWSMFA_COMPLETE=SHELL awsmfa --` prints, asking
+    // this binary for candidates at each <TAB>.
+    if let Some(completer) = COMPLETERS.completer(shell.name()) {
         let mut buf = Vec::new();
         completer.write_registration(COMPLETE_VAR, "awsmfa", "awsmfa", &bin, &mut buf)?;
         let registration = String::from_utf8_lossy(&buf);
