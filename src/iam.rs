@@ -6,9 +6,9 @@
 //! profile's region, us-east-1 without one, and the SDK picks the partition's
 //! endpoint from it.
 
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_iam::config::{BehaviorVersion, Region};
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::creds::{Creds, LongLivedKey};
 use crate::remote;
@@ -114,13 +114,7 @@ where
 
 /// `once`: the request must not be sent twice (CreateAccessKey).
 fn client(endpoint: &Endpoint, session: &Creds, once: bool) -> anyhow::Result<aws_sdk_iam::Client> {
-    let creds = Credentials::new(
-        &session.access_key_id,
-        session.secret_access_key.expose_secret(),
-        Some(session.session_token.expose_secret().to_string()),
-        None,
-        "awsmfa",
-    );
+    let creds = crate::sts::session_credentials(session);
     let mut config = aws_sdk_iam::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(endpoint.region.clone()))

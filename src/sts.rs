@@ -462,6 +462,28 @@ fn into_creds(c: Option<aws_sdk_sts::types::Credentials>) -> Result<Creds, Error
     Ok(creds)
 }
 
+/// A long-lived key as the SDK signs with it.
+fn key_credentials(key: &LongLivedKey) -> Credentials {
+    Credentials::new(
+        &key.access_key_id,
+        key.secret_access_key.expose_secret(),
+        None,
+        None,
+        "awsmfa",
+    )
+}
+
+/// A session as the SDK signs with it (AssumeRole, IAM calls).
+pub(crate) fn session_credentials(session: &Creds) -> Credentials {
+    Credentials::new(
+        &session.access_key_id,
+        session.secret_access_key.expose_secret(),
+        Some(session.session_token.expose_secret().to_string()),
+        None,
+        "awsmfa",
+    )
+}
+
 pub fn get_session_token(
     endpoint: &Endpoint,
     key: &LongLivedKey,
@@ -469,13 +491,7 @@ pub fn get_session_token(
     code: &SecretString,
     duration: Duration,
 ) -> anyhow::Result<Result<Creds, Error>> {
-    let creds = Credentials::new(
-        &key.access_key_id,
-        key.secret_access_key.expose_secret(),
-        None,
-        None,
-        "awsmfa",
-    );
+    let creds = key_credentials(key);
     let client = client(endpoint, creds, true)?;
     block_on(async {
         client
@@ -518,13 +534,7 @@ pub fn get_caller_identity(
     endpoint: &Endpoint,
     key: &LongLivedKey,
 ) -> anyhow::Result<Result<Identity, Error>> {
-    let creds = Credentials::new(
-        &key.access_key_id,
-        key.secret_access_key.expose_secret(),
-        None,
-        None,
-        "awsmfa",
-    );
+    let creds = key_credentials(key);
     let client = client(endpoint, creds, false)?;
     block_on(async {
         client
@@ -551,13 +561,7 @@ pub fn assume_role(
     base: &Creds,
     role: &RoleRequest,
 ) -> anyhow::Result<Result<Creds, Error>> {
-    let creds = Credentials::new(
-        &base.access_key_id,
-        base.secret_access_key.expose_secret(),
-        Some(base.session_token.expose_secret().to_string()),
-        None,
-        "awsmfa",
-    );
+    let creds = session_credentials(base);
     let client = client(endpoint, creds, false)?;
     block_on(async {
         client
