@@ -1,6 +1,7 @@
 //! Property tests for every parser of outside input, through the library: the
 //! `~/.aws/config` reader, config.toml, a repository's `.awsmfa.toml`, the
-//! secrets-manager hand-over, and the answers of STS (XML, which the SDK parses)
+//! secrets-manager hand-over, the hook's state in the shell's environment, and
+//! the answers of STS (XML, which the SDK parses)
 //! and OpenBao (JSON, which awsmfa reads), served by a loopback server. Whatever
 //! the bytes, each one answers with a value or an error — never a panic or a
 //! hang — and what it accepts keeps awsmfa's own rules (names in their character
@@ -567,4 +568,66 @@ fn openbao_answers_are_a_value_or_an_error() {
         Ok(())
     });
     assert!(values.into_inner() > 0, "no case reached a value");
+}
+
+/// The hook's state comes back from the shell's environment, where anything
+/// may have set it: it is only ever compared. Whatever bytes it holds, unless
+/// they are the digest hook-env itself gave, hook-env undoes what the shell
+/// applied and applies the root afresh — the same output, byte for byte,
+/// whatever the bytes — and with that digest it prints nothing.
+#[test]
+fn hook_state_from_the_environment_is_only_compared() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use support::*;
+
+    let env = Env::new();
+    env.write_aws_config("[profile dev]\nmfa_serial = arn:aws:iam::123456789012:mfa/dev\n");
+    env.write_awsmfa_config("[roots.infra]\nprofile = \"dev\"\n");
+    let root = env.work.join("infra");
+    std::fs::create_dir_all(&root).expect("root dir");
+    let hook = |state: Option<&[u8]>| {
+        let mut cmd = env.cmd(["hook-env", "bash"]);
+        cmd.current_dir(&root);
+        match state {
+            Some(state) => cmd.env("__AWSMFA_STATE", OsStr::from_bytes(state)),
+            None => cmd.env_remove("__AWSMFA_STATE"),
+        };
+        env.run_cmd(cmd)
+    };
+    let fresh = hook(None);
+    assert_ok(&fresh);
+    let text = fresh.stdout_str();
+    assert!(text.contains("terragrunt"), "{text}");
+    let digest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("__awsmfa_state="))
+        .expect("a state line")
+        .trim_matches('\'')
+        .to_string();
+    assert!(hook(Some(digest.as_bytes())).stdout.is_empty());
+    // Bytes a shell can hold in a variable: anything but NUL.
+    let state = prop::collection::vec(1u8..=255, 0..160);
+    run_cases(64, state, |state| {
+        let out = hook(Some(&state));
+        prop_assert!(out.status.success(), "{}", out.dump());
+        prop_assert!(!out.stderr_str().contains("panicked"), "{}", out.dump());
+        if state == digest.as_bytes() {
+            prop_assert!(out.stdout.is_empty());
+        } else if state.is_empty() {
+            prop_assert_eq!(&out.stdout, &fresh.stdout);
+        } else {
+            // Some state: whatever it was is first undone, by the shell's own
+            // list of what it defined.
+            let undone = [
+                b"__awsmfa_leave
+"
+                .as_slice(),
+                &fresh.stdout,
+            ]
+            .concat();
+            prop_assert_eq!(&out.stdout, &undone);
+        }
+        Ok(())
+    });
 }
