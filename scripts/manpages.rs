@@ -87,6 +87,14 @@ runtime directory).
 The STS endpoint, before a profile's \fBendpoint_url\fR. It must be https://, or
 http:// to loopback only.
 .TP
+\fBAWS_ENDPOINT_URL_IAM\fR
+The IAM endpoint for \fBrotate\fR and key ages, before \fBAWS_ENDPOINT_URL\fR and a
+profile's \fBendpoint_url\fR; the same rule as for STS.
+.TP
+\fBAWS_SHARED_CREDENTIALS_FILE\fR
+Never read for keys; only to warn when its [default] profile would shadow an
+\fBexec --server\fR endpoint.
+.TP
 \fBAWS_REGION\fR, \fBAWS_DEFAULT_REGION\fR
 The region for a profile that names none.
 .TP
@@ -108,6 +116,10 @@ The service name of awsmfa's keyring entries (default \fBawsmfa\fR).
 .TP
 \fBAWSMFA_TOOL_TIMEOUT\fR
 Seconds an MFA or key tool (ykman, op, an \fBmfa_process\fR) may take (default 60).
+.TP
+\fBAWSMFA_PROMPT_TIMEOUT\fR
+Seconds a typed MFA code is waited for (default 120); another awsmfa waiting on
+the same profile gives up a quarter later.
 .TP
 \fBBAO_ADDR\fR, \fBVAULT_ADDR\fR
 The OpenBao address (one URL or a comma-separated list of a cluster's nodes) when
